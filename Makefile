@@ -1,0 +1,36 @@
+# The README's two commands: `make demo` and `make test`. Each sets up what it needs by itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint serve clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Huimin needs Python >= 3.11 (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# Until the simulated campaign lands (`huimin demo`), the demo loads the Ziyang 2022 campaign into the
+# embedded SQLite database and serves it on http://127.0.0.1:8000.
+demo: $(STAMP)
+	$(BIN)/huimin db upgrade
+	$(BIN)/huimin campaign load campaigns/ziyang-2022.toml
+	$(BIN)/huimin serve
+
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
+	$(BIN)/mypy
+
+serve: $(STAMP)
+	$(BIN)/huimin db upgrade
+	$(BIN)/huimin serve
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

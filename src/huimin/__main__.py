@@ -1,0 +1,5 @@
+"""`python -m huimin` is the `huimin` command."""
+
+from huimin.cli import main
+
+main()

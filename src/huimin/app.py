@@ -1,0 +1,105 @@
+"""The HTTP application: one factory, one error model.
+
+Every refusal is JSON `{"code": "<stable_snake_case>", "message": "..."}` with a 4xx status; an
+unexpected failure is a 500 with code `internal_error` and no internals in the message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from huimin import __version__
+from huimin.campaigns.endpoints import router as campaigns_router
+from huimin.config import Settings
+from huimin.db import create_engine, create_sessionmaker
+from huimin.errors import HuiminError
+from huimin.kit.clock import Clock, SystemClock
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("huimin.app")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.check_production()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, echo=settings.database_echo)
+        app.state.engine = engine
+        app.state.sessions = create_sessionmaker(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Huimin 惠民 partner API",
+        version=__version__,
+        description="Government consumption-voucher campaigns: campaigns, rounds, claims, redemptions.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock or SystemClock()
+
+    _install_error_handlers(app)
+    app.include_router(campaigns_router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HuiminError)
+    async def huimin_error(_request: Request, error: HuiminError) -> JSONResponse:
+        if error.status >= 500:
+            log.error("server-side error %s: %s", error.code, error.message)
+        return JSONResponse(error.body(), status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"field": ".".join(str(part) for part in item["loc"]), "message": str(item["msg"])}
+            for item in error.errors()
+        ]
+        message = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
+        return JSONResponse(
+            {"code": "invalid_request", "message": message, "problems": problems}, status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+        body: dict[str, Any] = {
+            "code": _HTTP_CODES.get(error.status_code, "http_error"),
+            "message": str(error.detail),
+        }
+        return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=error)
+        return JSONResponse({"code": "internal_error", "message": "internal error"}, status_code=500)

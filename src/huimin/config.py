@@ -1,0 +1,60 @@
+"""Configuration from the environment (prefix `HUIMIN_`), with defaults for the embedded shape.
+
+The defaults run everything on one machine with a SQLite file under ./var and no other service.
+Production (`HUIMIN_ENV=production`) refuses to start while any secret still has its default value.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from huimin.errors import ConfigurationError
+from huimin.kit.hashing import KeyedHasher
+
+__all__ = ["DEFAULT_DATABASE_URL", "Settings"]
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/huimin.db"
+
+# Development defaults: good enough for a laptop demo, refused in production.
+_DEV_SECRET_KEY = "dev-only-secret-key-change-me-in-production"  # noqa: S105 (refused in production)
+_DEV_HASH_KEY = "dev-only-identifier-hash-key-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUIMIN_", extra="ignore", frozen=True)
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    secret_key: SecretStr = SecretStr(_DEV_SECRET_KEY)
+    hash_key: SecretStr = Field(
+        default=SecretStr(_DEV_HASH_KEY),
+        description="HMAC key for ID numbers and phone numbers; keep it outside the database.",
+    )
+    database_echo: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @cached_property
+    def hasher(self) -> KeyedHasher:
+        return KeyedHasher(self.hash_key.get_secret_value().encode())
+
+    def check_production(self) -> None:
+        """Refuse to run production with a default or short secret."""
+        if self.env != "production":
+            return
+        problems = []
+        if self.secret_key.get_secret_value() == _DEV_SECRET_KEY or len(self.secret_key) < 32:
+            problems.append("HUIMIN_SECRET_KEY must be set to a random value of at least 32 characters")
+        if self.hash_key.get_secret_value() == _DEV_HASH_KEY or len(self.hash_key) < 32:
+            problems.append("HUIMIN_HASH_KEY must be set to a random value of at least 32 characters")
+        if problems:
+            raise ConfigurationError("refusing to start in production: " + "; ".join(problems))

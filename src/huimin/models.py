@@ -1,0 +1,14 @@
+"""The one place that imports every package's tables, so that metadata (migrations, tests) sees them all."""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["import_all_models"]
+
+MODEL_MODULES = ("huimin.campaigns.models",)
+
+
+def import_all_models() -> None:
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
