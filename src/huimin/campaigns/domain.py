@@ -236,7 +236,9 @@ def validate(campaign: Campaign) -> list[Problem]:
     problems += _check_rounds(campaign)
     if not problems:  # budget sums are meaningless while amounts or shares are wrong
         problems += _check_budget(campaign)
-    return problems
+    # a schedule repeats one mistake in each of its rounds: report it once
+    unique = {(problem.field, problem.message): problem for problem in problems}
+    return list(unique.values())
 
 
 def _duplicates(codes: list[str]) -> set[str]:
@@ -252,6 +254,8 @@ def _check_campaign(campaign: Campaign) -> list[Problem]:
         problems.append(
             Problem("campaign.ends_on", f"{campaign.ends_on} is before starts_on {campaign.starts_on}")
         )
+    if not campaign.batches:
+        problems.append(Problem("batches", "a campaign needs at least one batch"))
     if campaign.limits.per_person_total is not None and campaign.limits.per_person_total < 1:
         problems.append(Problem("campaign.limits.per_person_total", "must be at least 1"))
     for category, limit in campaign.limits.per_person_per_category.items():
@@ -312,6 +316,19 @@ def _check_batch(campaign: Campaign, index: int, batch: Batch) -> list[Problem]:
         problems.append(
             Problem(f"{at}.threshold", 'a fixed voucher has no threshold: use kind = "threshold"')
         )
+    if batch.kind in (BatchKind.PERCENTAGE, BatchKind.TIERED) and face is not None:
+        problems.append(Problem(f"{at}.face_value", f"a {batch.kind} batch has no face value: remove it"))
+    if batch.kind is not BatchKind.PERCENTAGE:
+        if batch.percent_bp is not None:
+            problems.append(
+                Problem(f"{at}.percent", f"only a percentage batch has a percent, this one is {batch.kind}")
+            )
+        if batch.cap is not None:
+            problems.append(
+                Problem(f"{at}.cap", f"only a percentage batch has a cap, this one is {batch.kind}")
+            )
+    if batch.kind is BatchKind.TIERED and batch.threshold != 0:
+        problems.append(Problem(f"{at}.threshold", "a tiered batch has no threshold: its price bands decide"))
     if batch.kind is BatchKind.PERCENTAGE:
         if batch.percent_bp is None or not 0 < batch.percent_bp < BASIS_POINTS_WHOLE:
             problems.append(Problem(f"{at}.percent", "a percentage batch needs a percent between 0 and 100"))
@@ -336,7 +353,7 @@ def _check_batch(campaign: Campaign, index: int, batch: Batch) -> list[Problem]:
 
     validity = batch.validity
     if validity.kind is ValidityKind.DAYS_AFTER_CLAIM and (validity.days is None or validity.days < 1):
-        problems.append(Problem(f"{at}.validity.days", "must be at least 1"))
+        problems.append(Problem(f"{at}.validity.days_after_claim", "must be at least 1"))
     if (
         validity.kind is ValidityKind.UNTIL
         and validity.until is not None
@@ -404,8 +421,6 @@ def _check_rounds(campaign: Campaign) -> list[Problem]:
     by_batch: dict[str, list[Round]] = defaultdict(list)
     for round_ in campaign.rounds:
         at = f"schedules[{round_.schedule_index}]"
-        if round_.closes_at <= round_.opens_at:
-            problems.append(Problem(f"{at}.window_hours", f"round {round_.code} closes before it opens"))
         if round_.opens_at < campaign.opens_at or round_.closes_at > campaign.closes_at:
             problems.append(
                 Problem(

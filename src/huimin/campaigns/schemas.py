@@ -18,6 +18,8 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    StrictBool,
+    StrictInt,
     ValidationError,
     field_validator,
 )
@@ -97,8 +99,8 @@ class _Strict(BaseModel):
 
 
 class _Limits(_Strict):
-    per_person_total: int | None = None
-    per_person_per_category: dict[CategoryTerm, int] = Field(default_factory=dict)
+    per_person_total: StrictInt | None = None
+    per_person_per_category: dict[CategoryTerm, StrictInt] = Field(default_factory=dict)
 
 
 class _CampaignSection(_Strict):
@@ -125,14 +127,14 @@ class _Scope(_Strict):
 
 
 class _BatchLimits(_Strict):
-    per_person_per_round: int = 1
-    per_person_total: int | None = None
-    per_merchant_daily: int | None = None
+    per_person_per_round: StrictInt = 1
+    per_person_total: StrictInt | None = None
+    per_merchant_daily: StrictInt | None = None
 
 
 class _Validity(_Strict):
-    days_after_claim: int | None = None
-    same_day: bool = False
+    days_after_claim: StrictInt | None = None
+    same_day: StrictBool = False
     until: date | None = None
 
     def to_domain(self) -> domain.Validity:
@@ -167,9 +169,9 @@ class _Batch(_Strict):
     validity: _Validity
     refund_policy: domain.RefundPolicy = domain.RefundPolicy.RESTORE_ON_FULL_REFUND
     funding: dict[str, Share]
-    members_only: bool | None = None  # defaults to true for union 普惠券
-    big_ticket: bool = False
-    threshold_after_discount: bool = True
+    members_only: StrictBool | None = None  # defaults to true for union 普惠券
+    big_ticket: StrictBool = False
+    threshold_after_discount: StrictBool = True
 
     @field_validator("validity")
     @classmethod
@@ -219,8 +221,8 @@ class _Schedule(_Strict):
     at: time
     first: date
     last: date | None = None
-    window_hours: int = Field(default=12, ge=1, le=24 * 14)
-    stock: dict[str, int]
+    window_hours: StrictInt = Field(default=12, ge=1, le=24 * 14)
+    stock: dict[str, StrictInt]
 
     @field_validator("weekday")
     @classmethod
@@ -239,6 +241,8 @@ class _Schedule(_Strict):
         if self.last < self.first:
             raise ValueError(f"`last` {self.last} is before `first` {self.first}")
         if self.every == "day":
+            if self.weekday is not None:
+                raise ValueError("a daily schedule takes no `weekday`")
             step, day = timedelta(days=1), self.first
         else:
             if self.weekday is None:
@@ -277,7 +281,13 @@ class CampaignFile(_Strict):
     def to_domain(self) -> domain.Campaign:
         problems: list[Problem] = []
         rounds: list[domain.Round] = []
+        seen: set[str] = set()
         for index, schedule in enumerate(self.schedules):
+            if schedule.code in seen:
+                problems.append(
+                    Problem(f"schedules[{index}].code", f"schedule code {schedule.code!r} is used twice")
+                )
+            seen.add(schedule.code)
             try:
                 rounds += schedule.to_rounds(index)
             except ValueError as error:
@@ -339,7 +349,7 @@ def _path(location: tuple[int | str, ...]) -> str:
     for part in location:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part.startswith("function-") or part in ("str", "int", "bool", "date", "time", "none"):
+        elif part.startswith("function-") or part in ("str", "int", "bool", "date", "time", "none", "[key]"):
             continue  # pydantic's names for union members and validators are not fields
         else:
             path += f".{part}" if path else part

@@ -27,7 +27,7 @@ class _Term(StrEnum):
             if text in (member.value, _LABELS[member]):
                 return member
         known = ", ".join(f"{member.value} ({_LABELS[member]})" for member in cls)
-        raise TermError(f"unknown {cls.__name__.lower()} {text!r}; known: {known}")
+        raise TermError(f"unknown {_NOUNS[cls.__name__]} {text!r}; known: {known}")
 
 
 class Category(_Term):
@@ -74,6 +74,13 @@ class MerchantClass(_Term):
     KEY_CULTIVATION = "key_cultivation"
     COMPLEX_TENANT = "complex_tenant"
 
+
+_NOUNS = {
+    "Category": "category",
+    "Jurisdiction": "jurisdiction",
+    "District": "district",
+    "MerchantClass": "merchant class",
+}
 
 _LABELS: dict[_Term, str] = {
     Category.CATERING: "餐饮",

@@ -140,7 +140,7 @@ def test_rounds_releasing_other_batches_at_the_same_time_do_not_overlap() -> Non
             "merchant_classes",
             ["规下"],
             "batches[0].scope.merchant_classes[0]",
-            "unknown merchantclass '规下'",
+            "unknown merchant class '规下'",
         ),
     ],
 )
@@ -222,3 +222,49 @@ def test_every_problem_is_reported_at_once() -> None:
     batch(data, "general-100-30")["face_value"] = "0"
     batch(data, "general-300-80")["funding"] = {"fiscal": "50%"}
     assert set(problems_of(data)) == {"batches[0].face_value", "batches[1].funding"}
+
+
+def test_a_key_that_does_not_belong_to_the_kind_is_refused_before_the_database_sees_it() -> None:
+    data = ziyang()
+    batch(data, "appliance")["face_value"] = "0"
+    batch(data, "general-100-30")["cap"] = "0"
+    batch(data, "car")["threshold"] = "1000"
+    problems = problems_of(data)
+    assert problems["batches[4].face_value"] == "a percentage batch has no face value: remove it"
+    assert problems["batches[0].cap"] == "only a percentage batch has a cap, this one is threshold"
+    assert problems["batches[3].threshold"] == "a tiered batch has no threshold: its price bands decide"
+
+
+def test_counts_and_flags_are_not_coerced_from_text() -> None:
+    data = ziyang()
+    batch(data, "car")["limits"]["per_person_total"] = "1"
+    batch(data, "car")["members_only"] = "yes"
+    assert set(problems_of(data)) == {"batches[3].limits.per_person_total", "batches[3].members_only"}
+
+
+def test_schedule_shape_mistakes() -> None:
+    data = ziyang()
+    data["schedules"][1]["code"] = "friday"
+    data["schedules"][0]["every"] = "day"
+    problems = problems_of(data)
+    assert problems["schedules[1].code"] == "schedule code 'friday' is used twice"
+    assert problems["schedules[0]"] == "a daily schedule takes no `weekday`"
+
+
+def test_a_mistake_repeated_in_every_round_is_reported_once() -> None:
+    data = ziyang()
+    data["schedules"][0]["stock"]["no-such-batch"] = 5
+    with pytest.raises(InvalidInput) as caught:
+        parse_campaign_data(data)
+    assert [str(problem) for problem in caught.value.problems] == [
+        "schedules[0].stock.no-such-batch: unknown batch 'no-such-batch'"
+    ]
+
+
+def test_a_campaign_needs_batches_and_known_limit_categories() -> None:
+    data = ziyang()
+    data["campaign"]["limits"]["per_person_per_category"] = {"food": 2}
+    assert "unknown category 'food'" in problems_of(data)["campaign.limits.per_person_per_category.food"]
+    data = ziyang()
+    data["batches"], data["schedules"] = [], []
+    assert problems_of(data)["batches"] == "a campaign needs at least one batch"
