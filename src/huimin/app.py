@@ -17,9 +17,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from huimin import __version__
+from huimin.auth.service import partner_sealer
 from huimin.campaigns.endpoints import router as campaigns_router
+from huimin.claims.endpoints import router as claims_router
 from huimin.config import Settings
 from huimin.db import create_engine, create_sessionmaker
+from huimin.eligibility.endpoints import router as residents_router
+from huimin.eligibility.geofence import default_geofence
 from huimin.errors import HuiminError
 from huimin.kit.clock import Clock, SystemClock
 
@@ -62,9 +66,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     )
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
+    app.state.partner_sealer = partner_sealer(settings.secret_key.get_secret_value())
+    app.state.geofence = default_geofence()
 
     _install_error_handlers(app)
     app.include_router(campaigns_router)
+    app.include_router(residents_router)
+    app.include_router(claims_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:

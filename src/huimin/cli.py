@@ -32,8 +32,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 campaign_app = typer.Typer(help="Campaigns (活动): load and show campaign files.", no_args_is_help=True)
+partner_app = typer.Typer(help="Partner keys for the payment app and till terminals.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
+app.add_typer(partner_app, name="partner")
 
 out = Console()
 err = Console(stderr=True)
@@ -138,6 +140,33 @@ def campaign_show(
         out.print("no campaigns loaded; try: huimin campaign load campaigns/ziyang-2022.toml")
     for detail in details:
         _print_campaign(detail)
+
+
+@partner_app.command("create")
+def partner_create(
+    name: Annotated[str, typer.Option(help="Who holds the key, e.g. the payment app or a merchant's till.")],
+    kind: Annotated[str, typer.Option(help="app (acts for residents) or terminal (a till that redeems).")],
+) -> None:
+    """Create a partner key. The secret is printed once and cannot be shown again."""
+    from huimin.auth.domain import PartnerKind
+    from huimin.auth.service import create_partner, partner_sealer
+
+    if kind not in {item.value for item in PartnerKind}:
+        raise typer.BadParameter("must be app or terminal", param_hint="--kind")
+    settings = _settings()
+    sealer = partner_sealer(settings.secret_key.get_secret_value())
+    created = _run(
+        lambda session: create_partner(
+            session, name=name, kind=PartnerKind(kind), sealer=sealer, clock=SystemClock()
+        ),
+        settings,
+    )
+    typer.echo(f"partner: {created.partner.name} ({created.partner.kind})")
+    typer.echo(f"key id:  {created.partner.key_id}")
+    typer.echo(f"secret:  {created.secret}")
+    typer.echo(
+        "Keep the secret safe: it is shown only now. Sign requests as described in docs/partner-api.md."
+    )
 
 
 def _print_campaign(detail: Any) -> None:

@@ -1,4 +1,5 @@
-"""Request dependencies: the session of the request's one transaction, the settings and the clock."""
+"""Request dependencies: the session of the request's one transaction, the settings, the clock and
+the signed partner."""
 
 from __future__ import annotations
 
@@ -6,19 +7,27 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from huimin.auth.domain import PartnerKind, SignedRequest
+from huimin.auth.service import Partner, authenticate
 from huimin.config import Settings
 from huimin.db import unit_of_work
+from huimin.errors import HuiminError
 from huimin.kit.clock import Clock
 
-__all__ = ["ClockDep", "SessionDep", "SettingsDep"]
+__all__ = ["AppPartnerDep", "ClockDep", "SessionDep", "SessionsDep", "SettingsDep", "TerminalPartnerDep"]
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     # One transaction per request: committed when the endpoint returns, rolled back if it raises.
     async with unit_of_work(request.app.state.sessions) as session:
         yield session
+
+
+def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    return sessions
 
 
 def _clock(request: Request) -> Clock:
@@ -31,6 +40,48 @@ def _settings(request: Request) -> Settings:
     return settings
 
 
+def signed_path(request: Request) -> str:
+    """The PATH that is signed: the path, and the query string when there is one."""
+    query = request.url.query
+    return f"{request.url.path}?{query}" if query else request.url.path
+
+
+async def _partner(request: Request) -> Partner:
+    headers = request.headers
+    return await authenticate(
+        request.app.state.sessions,
+        key_id=headers.get("X-Huimin-Key"),
+        timestamp=headers.get("X-Huimin-Timestamp"),
+        nonce=headers.get("X-Huimin-Nonce"),
+        signature=headers.get("X-Huimin-Signature"),
+        request=SignedRequest(
+            method=request.method,
+            path=signed_path(request),
+            timestamp=headers.get("X-Huimin-Timestamp", ""),
+            nonce=headers.get("X-Huimin-Nonce", ""),
+            body=await request.body(),
+        ),
+        sealer=request.app.state.partner_sealer,
+        clock=request.app.state.clock,
+    )
+
+
+def _of_kind(kind: PartnerKind) -> object:
+    async def check(partner: Annotated[Partner, Depends(_partner)]) -> Partner:
+        if partner.kind is not kind:
+            raise HuiminError(
+                f"this call is for {kind} partners, the key is a {partner.kind} key",
+                code="wrong_partner_kind",
+                status=403,
+            )
+        return partner
+
+    return check
+
+
 SessionDep = Annotated[AsyncSession, Depends(_session)]
+SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+AppPartnerDep = Annotated[Partner, Depends(_of_kind(PartnerKind.APP))]
+TerminalPartnerDep = Annotated[Partner, Depends(_of_kind(PartnerKind.TERMINAL))]

@@ -22,14 +22,21 @@ __all__ = [
 class HuiminError(Exception):
     status: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
+    # False for refusals that may not hold on a retry (a round not open yet, a busy server): an
+    # idempotent request does not store them as its answer.
+    final: ClassVar[bool] = True
 
-    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, status: int | None = None, final: bool | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code  # type: ignore[misc]  # an instance may narrow its class's code
         if status is not None:
             self.status = status  # type: ignore[misc]
+        if final is not None:
+            self.final = final  # type: ignore[misc]
 
     def body(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message}

@@ -6,7 +6,13 @@ import importlib
 
 __all__ = ["import_all_models"]
 
-MODEL_MODULES = ("huimin.campaigns.models",)
+MODEL_MODULES = (
+    "huimin.auth.models",
+    "huimin.campaigns.models",
+    "huimin.eligibility.models",
+    "huimin.claims.models",
+    "huimin.idempotency.models",
+)
 
 
 def import_all_models() -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tests.conftest import ZIYANG_FILE
 
 from huimin.campaigns import service
 from huimin.db import unit_of_work
 from huimin.kit.clock import ManualClock
+from tests.conftest import ZIYANG_FILE
 
 
 @pytest.fixture

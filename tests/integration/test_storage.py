@@ -12,7 +12,6 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tests.conftest import ZIYANG_FILE
 
 from huimin.campaigns import service
 from huimin.campaigns.models import BatchFundingRow, BatchRow, CampaignRow, FunderRow, RoundBatchRow, RoundRow
@@ -21,6 +20,7 @@ from huimin.errors import ConflictError, InvalidInput
 from huimin.kit.clock import ManualClock
 from huimin.migrate import head_revision
 from huimin.models import import_all_models
+from tests.conftest import ZIYANG_FILE
 
 TABLES = (CampaignRow, FunderRow, BatchRow, BatchFundingRow, RoundRow, RoundBatchRow)
 ZIYANG_TEXT = ZIYANG_FILE.read_text(encoding="utf-8")

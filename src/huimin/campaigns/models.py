@@ -10,7 +10,15 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from huimin.db import Base, FenColumn, UtcDateTime
 
-__all__ = ["BatchFundingRow", "BatchRow", "CampaignRow", "FunderRow", "RoundBatchRow", "RoundRow"]
+__all__ = [
+    "BatchFundingRow",
+    "BatchRow",
+    "CampaignRow",
+    "FunderRow",
+    "RoundBatchRow",
+    "RoundRow",
+    "StockShardRow",
+]
 
 
 class CampaignRow(Base):
@@ -165,4 +173,22 @@ class RoundBatchRow(Base):
     stock: Mapped[int] = mapped_column(Integer)
 
     round: Mapped[RoundRow] = relationship(back_populates="stock", lazy="raise")
+    batch: Mapped[BatchRow] = relationship(lazy="raise")
+
+
+class StockShardRow(Base):
+    """The unclaimed stock of a round's batch, split into shards so that concurrent claims on
+    PostgreSQL do not queue on one hot row. A claim takes one voucher from one shard with a
+    conditional UPDATE (`remaining > 0`); the CHECK makes over-issue impossible even for a bug."""
+
+    __tablename__ = "stock_shards"
+    __table_args__ = (CheckConstraint("remaining >= 0", name="remaining_not_negative"),)
+
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True)
+    remaining: Mapped[int] = mapped_column(Integer)
+
+    # Declared so the unit of work inserts rounds and batches before their shards.
+    round: Mapped[RoundRow] = relationship(lazy="raise")
     batch: Mapped[BatchRow] = relationship(lazy="raise")

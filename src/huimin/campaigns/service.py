@@ -8,14 +8,26 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.campaigns import domain
-from huimin.campaigns.models import BatchFundingRow, BatchRow, CampaignRow, FunderRow, RoundBatchRow, RoundRow
+from huimin.campaigns.models import (
+    BatchFundingRow,
+    BatchRow,
+    CampaignRow,
+    FunderRow,
+    RoundBatchRow,
+    RoundRow,
+    StockShardRow,
+)
 from huimin.campaigns.repository import CampaignRepository
 from huimin.campaigns.schemas import parse_campaign_file, source_digest
 from huimin.errors import ConflictError, NotFound
 from huimin.kit.clock import Clock
 from huimin.kit.ids import new_id
 
-__all__ = ["LoadOutcome", "get_campaign", "list_campaigns", "load_campaign"]
+__all__ = ["STOCK_SHARDS", "LoadOutcome", "get_campaign", "list_campaigns", "load_campaign", "stock_shards"]
+
+# Stock rows per round and batch on PostgreSQL: enough that two cores' worth of concurrent claims rarely
+# wait for each other, few enough that a nearly sold-out batch is found in a handful of probes.
+STOCK_SHARDS = 8
 
 
 @dataclass(frozen=True)
@@ -40,14 +52,15 @@ async def load_campaign(session: AsyncSession, *, text: str, clock: Clock) -> Lo
             "give the new campaign another code",
             code="campaign_exists",
         )
-    campaign_row, rows = _rows(campaign, text=text, digest=digest, clock=clock)
+    shards = 1 if session.get_bind().dialect.name == "sqlite" else STOCK_SHARDS
+    campaign_row, rows = _rows(campaign, text=text, digest=digest, clock=clock, shards=shards)
     repository.add_all(rows)
     await session.flush()
     return LoadOutcome(campaign_id=campaign_row.id, code=campaign.code, created=True)
 
 
 def _rows(
-    campaign: domain.Campaign, *, text: str, digest: str, clock: Clock
+    campaign: domain.Campaign, *, text: str, digest: str, clock: Clock, shards: int
 ) -> tuple[CampaignRow, list[object]]:
     now = clock.now()
     campaign_row = CampaignRow(
@@ -135,11 +148,21 @@ def _rows(
             closes_at=round_.closes_at,
         )
         rows.append(round_row)
-        rows += [
-            RoundBatchRow(round_id=round_row.id, batch_id=batches[code].id, stock=count)
-            for code, count in round_.stock.items()
-        ]
+        for code, count in round_.stock.items():
+            rows.append(RoundBatchRow(round_id=round_row.id, batch_id=batches[code].id, stock=count))
+            rows += stock_shards(round_row.id, batches[code].id, count, shards)
     return campaign_row, rows
+
+
+def stock_shards(round_id: str, batch_id: str, count: int, shards: int) -> list[StockShardRow]:
+    """Split a round's stock of one batch evenly over `shards` rows."""
+    share, extra = divmod(count, shards)
+    return [
+        StockShardRow(
+            round_id=round_id, batch_id=batch_id, shard=shard, remaining=share + (1 if shard < extra else 0)
+        )
+        for shard in range(shards)
+    ]
 
 
 async def list_campaigns(session: AsyncSession) -> Sequence[CampaignRow]:

@@ -9,12 +9,12 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pytest
-from tests.conftest import ZIYANG_FILE
 
 from huimin.campaigns.domain import BatchKind, ClaimMode, planned_value
 from huimin.campaigns.schemas import parse_campaign_data, parse_campaign_file
 from huimin.errors import InvalidInput
 from huimin.kit.money import Fen
+from tests.conftest import ZIYANG_FILE
 
 ZIYANG: dict[str, Any] = tomllib.loads(ZIYANG_FILE.read_text(encoding="utf-8"))
 

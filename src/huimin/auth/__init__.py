@@ -1,0 +1,1 @@
+"""Authentication and authorisation: partner request signing (payment apps and till terminals)."""

@@ -1,0 +1,97 @@
+"""Rounds (public reads), the flash claim and the wallet (signed by the payment app)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from huimin.claims import service
+from huimin.claims.schemas import ClaimIn, RoundOut, VoucherOut, round_out, voucher_out
+from huimin.deps import AppPartnerDep, ClockDep, SessionDep, SessionsDep, signed_path
+from huimin.eligibility.geofence import Crs, Location
+from huimin.errors import HuiminError
+from huimin.idempotency.service import Answer, request_digest, run_once
+
+router = APIRouter(prefix="/api/v1", tags=["claims"])
+
+_REFUSALS: dict[int | str, dict[str, str]] = {
+    401: {"description": "missing_signature, bad_signature, stale_timestamp, replayed_nonce, unknown_key"},
+    403: {"description": "not_eligible_location, not_union_member, identity_unverified, wrong_partner_kind"},
+    404: {"description": "unknown_round, unknown_batch, unknown_resident"},
+    409: {"description": "sold_out, round_not_open, limit_reached, lottery_round, idempotency_in_progress"},
+    422: {"description": "invalid_request, idempotency_mismatch"},
+}
+
+
+@router.get("/rounds", response_model=list[RoundOut], summary="Rounds (场次) with status and remaining stock")
+async def list_rounds(
+    session: SessionDep, clock: ClockDep, campaign_id: Annotated[str | None, Query(max_length=32)] = None
+) -> list[RoundOut]:
+    return [
+        round_out(board) for board in await service.list_rounds(session, clock=clock, campaign_id=campaign_id)
+    ]
+
+
+@router.get("/rounds/{round_id}", response_model=RoundOut, responses={404: {"description": "unknown_round"}})
+async def get_round(round_id: str, session: SessionDep, clock: ClockDep) -> RoundOut:
+    [board] = await service.list_rounds(session, clock=clock, round_id=round_id)
+    return round_out(board)
+
+
+@router.post(
+    "/rounds/{round_id}/claims",
+    status_code=201,
+    response_model=VoucherOut,
+    summary="Claim a voucher (领取) for a resident",
+    responses=_REFUSALS,
+)
+async def claim(
+    round_id: str,
+    body: ClaimIn,
+    request: Request,
+    partner: AppPartnerDep,
+    sessions: SessionsDep,
+    clock: ClockDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    location = Location(body.location.lng, body.location.lat, Crs(body.location.crs))
+
+    async def work(session: AsyncSession) -> Answer:
+        claimed = await service.claim_voucher(
+            session,
+            partner_id=partner.id,
+            resident_id=body.resident_id,
+            round_id=round_id,
+            batch_id=body.batch_id,
+            location=location,
+            geofence=request.app.state.geofence,
+            clock=clock,
+            idempotency_key=idempotency_key,
+        )
+        return 201, voucher_out(claimed.voucher, claimed.batch).model_dump(mode="json")
+
+    status, answer = await run_once(
+        sessions,
+        partner_id=partner.id,
+        key=idempotency_key,
+        digest=request_digest("POST", signed_path(request), body.model_dump(mode="json")),
+        clock=clock,
+        work=work,
+    )
+    if status >= 400:  # a stored refusal, replayed: the same answer as the first time
+        raise HuiminError(answer.get("message", ""), code=answer.get("code"), status=status)
+    return JSONResponse(answer, status_code=status)
+
+
+@router.get(
+    "/residents/{resident_id}/vouchers",
+    response_model=list[VoucherOut],
+    summary="The resident's wallet (卡包)",
+    responses={404: {"description": "unknown_resident"}},
+)
+async def wallet(resident_id: str, partner: AppPartnerDep, session: SessionDep) -> list[VoucherOut]:
+    rows = await service.wallet(session, partner_id=partner.id, resident_id=resident_id)
+    return [voucher_out(voucher, batch) for voucher, batch in rows]

@@ -1,0 +1,68 @@
+"""Tables of claims: vouchers, per-person claim counters, the append-only voucher event log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from huimin.db import Base, FenColumn, UtcDateTime
+
+__all__ = ["ClaimCounterRow", "VoucherEventRow", "VoucherRow"]
+
+
+class VoucherRow(Base):
+    """A claimed voucher (消费券). `value_fen` is what it reserves from the budget: the batch's maximum
+    voucher value (the face value, the cap, or the top price tier)."""
+
+    __tablename__ = "vouchers"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('claimed', 'redeemed', 'settled', 'expired', 'recycled', 'reversed', 'revoked')",
+            name="status_known",
+        ),
+        CheckConstraint("value_fen > 0", name="value_positive"),
+        CheckConstraint("valid_until > claimed_at", name="validity_ordered"),
+        Index("ix_vouchers_status_valid_until", "status", "valid_until"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"))
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), index=True)
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"), index=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    value_fen: Mapped[int] = mapped_column(FenColumn)
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_until: Mapped[datetime] = mapped_column(UtcDateTime)
+    district: Mapped[str] = mapped_column(String(16))  # where the resident was when claiming (statistics)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+
+
+class ClaimCounterRow(Base):
+    """How many vouchers a natural person holds within one limit's scope (a round's batch, a batch, a
+    category, the campaign). Incremented by a conditional upsert that fails at the limit."""
+
+    __tablename__ = "claim_counters"
+    __table_args__ = (CheckConstraint("claimed >= 0", name="claimed_not_negative"),)
+
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(120), primary_key=True)
+    claimed: Mapped[int] = mapped_column(Integer)
+
+
+class VoucherEventRow(Base):
+    """Append-only: every change of a voucher's state, with the value it moves (for the ledger)."""
+
+    __tablename__ = "voucher_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    voucher_id: Mapped[str] = mapped_column(ForeignKey("vouchers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    value_fen: Mapped[int] = mapped_column(FenColumn)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+    voucher: Mapped[VoucherRow] = relationship(lazy="raise")  # orders inserts: the voucher first

@@ -1,0 +1,137 @@
+"""All queries of claims. The two that guard against over-issue are conditional writes, so the
+database, not Python, decides who gets the last voucher and who hits a limit."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from huimin.campaigns.models import BatchRow, CampaignRow, RoundBatchRow, RoundRow, StockShardRow
+from huimin.claims.models import ClaimCounterRow, VoucherRow
+
+__all__ = ["ClaimsRepository"]
+
+_TAKE_UNLOCKED_SHARD = text(
+    """
+    UPDATE stock_shards SET remaining = remaining - 1
+    WHERE round_id = :round_id AND batch_id = :batch_id AND shard = (
+        SELECT shard FROM stock_shards
+        WHERE round_id = :round_id AND batch_id = :batch_id AND remaining > 0
+        ORDER BY (shard + :offset) % 64
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING shard
+    """
+)
+
+
+class ClaimsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+
+    async def round_batch(
+        self, round_id: str, batch_id: str
+    ) -> tuple[RoundRow, BatchRow, CampaignRow] | None:
+        query = (
+            select(RoundRow, BatchRow, CampaignRow)
+            .join(RoundBatchRow, RoundBatchRow.round_id == RoundRow.id)
+            .join(BatchRow, BatchRow.id == RoundBatchRow.batch_id)
+            .join(CampaignRow, CampaignRow.id == RoundRow.campaign_id)
+            .where(RoundRow.id == round_id, BatchRow.id == batch_id)
+        )
+        found = (await self.session.execute(query)).one_or_none()
+        return None if found is None else (found[0], found[1], found[2])
+
+    async def count_up(self, person_id: str, scope: str, limit: int) -> bool:
+        """Add one to a person's count in a scope unless it has reached `limit`; True if counted."""
+        insert = postgres_insert if self.dialect == "postgresql" else sqlite_insert
+        statement = (
+            insert(ClaimCounterRow)
+            .values(person_id=person_id, scope=scope, claimed=1)
+            .on_conflict_do_update(
+                index_elements=["person_id", "scope"],
+                set_={"claimed": ClaimCounterRow.claimed + 1},
+                where=ClaimCounterRow.claimed < limit,
+            )
+            .returning(ClaimCounterRow.claimed)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none() is not None
+
+    async def take_one(self, round_id: str, batch_id: str) -> bool:
+        """Take one voucher of stock; False when none is left. Never goes below zero."""
+        if self.dialect == "postgresql":
+            # First try a shard nobody else is writing, so concurrent claims spread over the shards.
+            taken = await self.session.execute(
+                _TAKE_UNLOCKED_SHARD,
+                {"round_id": round_id, "batch_id": batch_id, "offset": secrets.randbelow(64)},
+            )
+            if taken.scalar_one_or_none() is not None:
+                return True
+        # Every shard with stock is busy (or this is SQLite, where writers are serialised): wait for
+        # each in turn. The conditional UPDATE re-checks `remaining > 0` after any wait.
+        shards = (
+            await self.session.scalars(
+                select(StockShardRow.shard).where(
+                    StockShardRow.round_id == round_id,
+                    StockShardRow.batch_id == batch_id,
+                    StockShardRow.remaining > 0,
+                )
+            )
+        ).all()
+        for shard in shards:
+            result = await self.session.execute(
+                update(StockShardRow)
+                .where(
+                    StockShardRow.round_id == round_id,
+                    StockShardRow.batch_id == batch_id,
+                    StockShardRow.shard == shard,
+                    StockShardRow.remaining > 0,
+                )
+                .values(remaining=StockShardRow.remaining - 1)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                return True
+        return False
+
+    async def remaining(self, round_ids: Sequence[str]) -> dict[tuple[str, str], int]:
+        query = (
+            select(StockShardRow.round_id, StockShardRow.batch_id, func.sum(StockShardRow.remaining))
+            .where(StockShardRow.round_id.in_(round_ids))
+            .group_by(StockShardRow.round_id, StockShardRow.batch_id)
+        )
+        return {
+            (round_id, batch_id): int(total)
+            for round_id, batch_id, total in await self.session.execute(query)
+        }
+
+    async def rounds(self, campaign_id: str | None) -> Sequence[RoundRow]:
+        query = select(RoundRow).order_by(RoundRow.opens_at, RoundRow.code)
+        if campaign_id is not None:
+            query = query.where(RoundRow.campaign_id == campaign_id)
+        return (await self.session.scalars(query)).all()
+
+    async def round_stock(self, round_ids: Sequence[str]) -> Sequence[tuple[RoundBatchRow, BatchRow]]:
+        query = (
+            select(RoundBatchRow, BatchRow)
+            .join(BatchRow, BatchRow.id == RoundBatchRow.batch_id)
+            .where(RoundBatchRow.round_id.in_(round_ids))
+            .order_by(BatchRow.position)
+        )
+        return [(row[0], row[1]) for row in await self.session.execute(query)]
+
+    async def wallet(self, resident_id: str, limit: int) -> Sequence[tuple[VoucherRow, BatchRow]]:
+        query = (
+            select(VoucherRow, BatchRow)
+            .join(BatchRow, BatchRow.id == VoucherRow.batch_id)
+            .where(VoucherRow.resident_id == resident_id)
+            .order_by(VoucherRow.claimed_at.desc(), VoucherRow.id.desc())
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in await self.session.execute(query)]

@@ -1,0 +1,1 @@
+"""Eligibility: geofence, identity, union membership."""
