@@ -20,6 +20,7 @@ from huimin import __version__
 from huimin.auth.service import partner_sealer
 from huimin.campaigns.endpoints import router as campaigns_router
 from huimin.claims.endpoints import router as claims_router
+from huimin.claims.lottery import lottery_sealer
 from huimin.config import Settings
 from huimin.db import create_engine, create_sessionmaker
 from huimin.eligibility.endpoints import router as residents_router
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
     app.state.partner_sealer = partner_sealer(settings.secret_key.get_secret_value())
+    app.state.lottery_sealer = lottery_sealer(settings.secret_key.get_secret_value())
     app.state.geofence = default_geofence()
 
     _install_error_handlers(app)

@@ -36,6 +36,12 @@ partner_app = typer.Typer(help="Partner keys for the payment app and till termin
 app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(partner_app, name="partner")
+round_app = typer.Typer(help="Rounds (场次): extra rounds (加场).", no_args_is_help=True)
+claims_app = typer.Typer(help="Claims: expiry and recycling.", no_args_is_help=True)
+lottery_app = typer.Typer(help="Lottery rounds (摇号): commit, draw, verify.", no_args_is_help=True)
+app.add_typer(round_app, name="round")
+app.add_typer(claims_app, name="claims")
+app.add_typer(lottery_app, name="lottery")
 
 out = Console()
 err = Console(stderr=True)
@@ -167,6 +173,154 @@ def partner_create(
     typer.echo(
         "Keep the secret safe: it is shown only now. Sign requests as described in docs/partner-api.md."
     )
+
+
+@round_app.command("add")
+def round_add(
+    campaign: Annotated[str, typer.Option(help="Campaign code.")],
+    at: Annotated[str, typer.Option(help='Opening time, Asia/Shanghai: "2022-07-02 10:00".')],
+    stock: Annotated[list[str], typer.Option(help="BATCH=COUNT, once per batch.")],
+    hours: Annotated[int, typer.Option(help="How long the round stays open.")] = 12,
+    mode: Annotated[str, typer.Option(help="first_come or lottery.")] = "first_come",
+) -> None:
+    """Add an extra round (加场), checked like the campaign file."""
+    from datetime import datetime
+
+    from huimin.campaigns import service
+    from huimin.campaigns.domain import ClaimMode
+    from huimin.kit.clock import LOCAL_TZ
+
+    try:
+        opens_at = datetime.strptime(at, "%Y-%m-%d %H:%M").replace(tzinfo=LOCAL_TZ)
+    except ValueError:
+        raise typer.BadParameter(
+            'write the time as "YYYY-MM-DD HH:MM" (Asia/Shanghai)', param_hint="--at"
+        ) from None
+    quantities: dict[str, int] = {}
+    for item in stock:
+        code, _, count = item.partition("=")
+        if not code or not count.isdigit():
+            raise typer.BadParameter(
+                f"{item!r}: write BATCH=COUNT, e.g. general-100-30=5000", param_hint="--stock"
+            )
+        quantities[code] = int(count)
+    if mode not in {item.value for item in ClaimMode}:
+        raise typer.BadParameter("must be first_come or lottery", param_hint="--mode")
+    settings = _settings()
+    row = _run(
+        lambda session: service.add_round(
+            session,
+            campaign_code=campaign,
+            opens_at=opens_at,
+            hours=hours,
+            stock=quantities,
+            mode=ClaimMode(mode),
+            clock=SystemClock(),
+        ),
+        settings,
+    )
+    out.print(f"round added: {row.code} (id {row.id}), {to_local(row.opens_at):%Y-%m-%d %H:%M} for {hours} h")
+
+
+@claims_app.command("expire")
+def claims_expire() -> None:
+    """Expire vouchers past their validity and roll expired and unclaimed stock into the next round."""
+    from huimin.claims.flows import expire_and_recycle
+
+    report = _run(lambda session: expire_and_recycle(session, clock=SystemClock()), _settings())
+    out.print(
+        f"expired {report.expired}; recycled {report.expired_recycled} expired and {report.unclaimed_recycled} "
+        f"unclaimed into later rounds; {report.left_for_recovery} expired with no later round (recovered at the end)"
+    )
+
+
+def _round_id(session: Any, round_ref: str, campaign: str | None) -> Awaitable[str]:
+    from sqlalchemy import select
+
+    from huimin.campaigns.models import CampaignRow, RoundRow
+
+    async def resolve() -> str:
+        if round_ref.startswith("rnd_"):
+            return round_ref
+        query = select(RoundRow.id).where(RoundRow.code == round_ref)
+        if campaign:
+            query = query.join(CampaignRow, CampaignRow.id == RoundRow.campaign_id).where(
+                CampaignRow.code == campaign
+            )
+        found = (await session.scalars(query)).all()
+        if len(found) != 1:
+            raise HuiminError(
+                f"round {round_ref!r} {'is ambiguous: give --campaign' if found else 'not found'}",
+                code="unknown_round",
+            )
+        return str(found[0])
+
+    return resolve()
+
+
+RoundArg = Annotated[str, typer.Argument(help="Round id (rnd_…) or round code.")]
+CampaignOpt = Annotated[str | None, typer.Option(help="Campaign code, when a round code is ambiguous.")]
+
+
+@lottery_app.command("commit")
+def lottery_commit(round_ref: RoundArg, campaign: CampaignOpt = None) -> None:
+    """Fix the seed of a lottery round and print its SHA-256 for publication."""
+    from huimin.claims.lottery import lottery_sealer
+    from huimin.claims.service import commit_seed
+
+    settings = _settings()
+    sealer = lottery_sealer(settings.secret_key.get_secret_value())
+
+    async def job(session: Any) -> str:
+        draw = await commit_seed(
+            session,
+            round_id=await _round_id(session, round_ref, campaign),
+            sealer=sealer,
+            clock=SystemClock(),
+        )
+        return draw.seed_sha256
+
+    out.print(f"seed committed; publish its SHA-256: {_run(job, settings)}")
+
+
+@lottery_app.command("draw")
+def lottery_draw(round_ref: RoundArg, campaign: CampaignOpt = None) -> None:
+    """Draw a lottery round after registration closed: reveal the seed and issue the winners' vouchers."""
+    from huimin.claims.flows import draw_lottery
+    from huimin.claims.lottery import lottery_sealer
+
+    settings = _settings()
+    sealer = lottery_sealer(settings.secret_key.get_secret_value())
+
+    async def job(session: Any) -> Any:
+        round_id = await _round_id(session, round_ref, campaign)
+        return await draw_lottery(session, round_id=round_id, sealer=sealer, clock=SystemClock())
+
+    report = _run(job, settings)
+    out.print(
+        f"{report.round_code}: {report.entries} entries, {report.winners} winners, {report.vouchers} vouchers issued\n"
+        f"seed {report.seed} (SHA-256 {report.seed_sha256})"
+    )
+
+
+@lottery_app.command("verify")
+def lottery_verify(round_ref: RoundArg, campaign: CampaignOpt = None) -> None:
+    """Recompute a drawn lottery from its revealed seed and entries; exit 1 if anything differs."""
+    from huimin.claims.flows import verify_lottery
+
+    async def job(session: Any) -> Any:
+        return await verify_lottery(session, round_id=await _round_id(session, round_ref, campaign))
+
+    report = _run(job, _settings())
+    if report.matches:
+        out.print(
+            f"{report.round_code}: the draw is reproduced exactly from the revealed seed and the entries"
+        )
+        return
+    for problem in report.problems:
+        err.print(f"  - {problem}", markup=False)
+    err.print(f"{report.round_code}: the recorded draw does NOT match", markup=False)
+    raise typer.Exit(1)
 
 
 def _print_campaign(detail: Any) -> None:

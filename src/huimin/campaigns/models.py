@@ -170,7 +170,10 @@ class RoundBatchRow(Base):
 
     round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), primary_key=True)
     batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), primary_key=True)
-    stock: Mapped[int] = mapped_column(Integer)
+    stock: Mapped[int] = mapped_column(Integer)  # as planned in the campaign file
+    recycled_in: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0"
+    )  # rolled over from before
 
     round: Mapped[RoundRow] = relationship(back_populates="stock", lazy="raise")
     batch: Mapped[BatchRow] = relationship(lazy="raise")

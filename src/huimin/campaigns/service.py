@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,11 +20,20 @@ from huimin.campaigns.models import (
 )
 from huimin.campaigns.repository import CampaignRepository
 from huimin.campaigns.schemas import parse_campaign_file, source_digest
-from huimin.errors import ConflictError, NotFound
-from huimin.kit.clock import Clock
+from huimin.errors import ConflictError, InvalidInput, NotFound, Problem
+from huimin.kit.clock import Clock, to_local
 from huimin.kit.ids import new_id
 
-__all__ = ["STOCK_SHARDS", "LoadOutcome", "get_campaign", "list_campaigns", "load_campaign", "stock_shards"]
+__all__ = [
+    "STOCK_SHARDS",
+    "LoadOutcome",
+    "add_round",
+    "get_campaign",
+    "get_campaign_by_code",
+    "list_campaigns",
+    "load_campaign",
+    "stock_shards",
+]
 
 # Stock rows per round and batch on PostgreSQL: enough that two cores' worth of concurrent claims rarely
 # wait for each other, few enough that a nearly sold-out batch is found in a handful of probes.
@@ -181,3 +191,64 @@ async def get_campaign_by_code(session: AsyncSession, *, code: str) -> CampaignR
     if row is None:
         raise NotFound(f"no campaign with code {code!r}", code="unknown_campaign")
     return await get_campaign(session, campaign_id=row.id)
+
+
+async def add_round(
+    session: AsyncSession,
+    *,
+    campaign_code: str,
+    opens_at: datetime,
+    hours: int,
+    stock: dict[str, int],
+    mode: domain.ClaimMode,
+    clock: Clock,
+) -> RoundRow:
+    """加场: an extra round, checked by the same rules as the campaign file (inside the period, no
+    overlap for a batch, stock payable from the budget and each funder's share)."""
+    row = await get_campaign_by_code(session, code=campaign_code)
+    if opens_at <= clock.now():
+        raise InvalidInput([Problem("at", "an extra round must open in the future")], code="invalid_round")
+    campaign = parse_campaign_file(row.source_text)
+    batch_codes = {batch.id: batch.code for batch in row.batches}
+    existing = tuple(
+        domain.Round(
+            code=round_.code,
+            mode=domain.ClaimMode(round_.mode),
+            opens_at=round_.opens_at,
+            closes_at=round_.closes_at,
+            stock={batch_codes[item.batch_id]: item.stock for item in round_.stock},
+        )
+        for round_ in row.rounds
+    )
+    new = domain.Round(
+        code=f"extra-{to_local(opens_at):%Y%m%d-%H%M}",
+        mode=mode,
+        opens_at=opens_at,
+        closes_at=opens_at + timedelta(hours=hours),
+        stock=dict(stock),
+        schedule_index=0,
+    )
+    problems = [
+        Problem(problem.field.replace("schedules[0]", "round").replace("schedules", "round"), problem.message)
+        for problem in domain.validate(replace(campaign, rounds=(*existing, new)))
+    ]
+    if hours < 1:
+        problems.append(Problem("hours", "must be at least 1"))
+    if problems:
+        raise InvalidInput(problems, code="invalid_round", summary="the extra round is refused")
+    round_row = RoundRow(
+        id=new_id("rnd"),
+        campaign_id=row.id,
+        code=new.code,
+        mode=mode.value,
+        opens_at=new.opens_at,
+        closes_at=new.closes_at,
+    )
+    session.add(round_row)
+    batch_ids = {code: batch_id for batch_id, code in batch_codes.items()}
+    shards = 1 if session.get_bind().dialect.name == "sqlite" else STOCK_SHARDS
+    for code, count in stock.items():
+        session.add(RoundBatchRow(round_id=round_row.id, batch_id=batch_ids[code], stock=count))
+        session.add_all(stock_shards(round_row.id, batch_ids[code], count, shards))
+    await session.flush()
+    return round_row

@@ -9,7 +9,17 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.claims import service
-from huimin.claims.schemas import ClaimIn, RoundOut, VoucherOut, round_out, voucher_out
+from huimin.claims.schemas import (
+    ClaimIn,
+    EntryIn,
+    EntryOut,
+    LotteryOut,
+    LotteryWinnerOut,
+    RoundOut,
+    VoucherOut,
+    round_out,
+    voucher_out,
+)
 from huimin.deps import AppPartnerDep, ClockDep, SessionDep, SessionsDep, signed_path
 from huimin.eligibility.geofence import Crs, Location
 from huimin.errors import HuiminError
@@ -95,3 +105,71 @@ async def claim(
 async def wallet(resident_id: str, partner: AppPartnerDep, session: SessionDep) -> list[VoucherOut]:
     rows = await service.wallet(session, partner_id=partner.id, resident_id=resident_id)
     return [voucher_out(voucher, batch) for voucher, batch in rows]
+
+
+@router.post(
+    "/rounds/{round_id}/entries",
+    status_code=201,
+    response_model=EntryOut,
+    summary="Enter a lottery round (报名摇号); 200 when already entered",
+    responses=_REFUSALS,
+)
+async def enter(
+    round_id: str,
+    body: EntryIn,
+    request: Request,
+    partner: AppPartnerDep,
+    session: SessionDep,
+    clock: ClockDep,
+) -> JSONResponse:
+    entered = await service.enter_lottery(
+        session,
+        partner_id=partner.id,
+        resident_id=body.resident_id,
+        round_id=round_id,
+        batch_id=body.batch_id,
+        location=Location(body.location.lng, body.location.lat, Crs(body.location.crs)),
+        geofence=request.app.state.geofence,
+        sealer=request.app.state.lottery_sealer,
+        clock=clock,
+    )
+    entry = entered.entry
+    out = EntryOut(
+        entry_id=entry.id,
+        round_id=entry.round_id,
+        batch_id=entry.batch_id,
+        entered_at=entry.entered_at,
+        seed_sha256=entered.seed_sha256,
+    )
+    return JSONResponse(out.model_dump(mode="json"), status_code=201 if entered.created else 200)
+
+
+@router.get(
+    "/rounds/{round_id}/lottery",
+    response_model=LotteryOut,
+    summary="The public record of a lottery round (摇号公示)",
+    responses={404: {"description": "unknown_round"}},
+)
+async def lottery_record(round_id: str, session: SessionDep, clock: ClockDep) -> LotteryOut:
+    record = await service.lottery_record(session, round_id=round_id)
+    draw, round_ = record.draw, record.round
+    if draw is not None and draw.drawn_at is not None:
+        status = "drawn"
+    elif clock.now() >= round_.closes_at:
+        status = "awaiting_draw"
+    else:
+        status = "registering" if draw is not None else "not_committed"
+    return LotteryOut(
+        round_id=round_.id,
+        code=round_.code,
+        status=status,
+        seed_sha256=draw.seed_sha256 if draw else None,
+        seed=draw.seed if draw else None,
+        entries=record.entries,
+        entries_sha256=draw.entries_sha256 if draw else None,
+        drawn_at=draw.drawn_at if draw else None,
+        winners=[
+            LotteryWinnerOut(batch_code=code, rank=rank, phone_masked=phone)
+            for code, rank, phone in record.winners
+        ],
+    )

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from huimin.db import Base, FenColumn, UtcDateTime
 
-__all__ = ["ClaimCounterRow", "VoucherEventRow", "VoucherRow"]
+__all__ = [
+    "ClaimCounterRow",
+    "LotteryDrawRow",
+    "LotteryEntryRow",
+    "StockMovementRow",
+    "VoucherEventRow",
+    "VoucherRow",
+]
 
 
 class VoucherRow(Base):
@@ -40,6 +47,7 @@ class VoucherRow(Base):
     valid_until: Mapped[datetime] = mapped_column(UtcDateTime)
     district: Mapped[str] = mapped_column(String(16))  # where the resident was when claiming (statistics)
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    recycled_to_round_id: Mapped[str | None] = mapped_column(ForeignKey("rounds.id"))
 
 
 class ClaimCounterRow(Base):
@@ -66,3 +74,57 @@ class VoucherEventRow(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
     voucher: Mapped[VoucherRow] = relationship(lazy="raise")  # orders inserts: the voucher first
+
+
+class StockMovementRow(Base):
+    """Stock rolled from one round into a later round of the same batch (SPEC §4.6): the unclaimed rest
+    of a closed round, or expired vouchers whose value returns to the pool. Append-only."""
+
+    __tablename__ = "stock_movements"
+    __table_args__ = (
+        CheckConstraint("kind IN ('unclaimed', 'expired')", name="kind_known"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"))
+    from_round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), index=True)
+    to_round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    value_fen: Mapped[int] = mapped_column(FenColumn)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LotteryDrawRow(Base):
+    """摇号: the seed of a lottery round, committed (its SHA-256 published) when registration opens and
+    revealed at the draw. The seed is sealed with a key outside the database until then."""
+
+    __tablename__ = "lottery_draws"
+
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), primary_key=True)
+    seed_sha256: Mapped[str] = mapped_column(String(64))
+    seed_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    committed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    seed: Mapped[str | None] = mapped_column(String(64))  # revealed at the draw
+    entries_sha256: Mapped[str | None] = mapped_column(String(64))
+    drawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class LotteryEntryRow(Base):
+    """One natural person's entry for one batch of a lottery round."""
+
+    __tablename__ = "lottery_entries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    round_id: Mapped[str] = mapped_column(ForeignKey("rounds.id"), index=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"))
+    person_id: Mapped[str] = mapped_column(ForeignKey("persons.id"))
+    resident_id: Mapped[str] = mapped_column(ForeignKey("residents.id"))
+    district: Mapped[str] = mapped_column(String(16))
+    entered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    rank: Mapped[int | None] = mapped_column(Integer)  # 1 = drawn first
+    won: Mapped[bool | None]
+    voucher_id: Mapped[str | None] = mapped_column(ForeignKey("vouchers.id"))
+
+    __table_args__ = (Index("uq_lottery_entries_person", "round_id", "batch_id", "person_id", unique=True),)

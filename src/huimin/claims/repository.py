@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
@@ -12,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.campaigns.models import BatchRow, CampaignRow, RoundBatchRow, RoundRow, StockShardRow
-from huimin.claims.models import ClaimCounterRow, VoucherRow
+from huimin.claims.models import ClaimCounterRow, LotteryDrawRow, LotteryEntryRow, VoucherRow
 
 __all__ = ["ClaimsRepository"]
 
@@ -135,3 +136,103 @@ class ClaimsRepository:
             .limit(limit)
         )
         return [(row[0], row[1]) for row in await self.session.execute(query)]
+
+    async def next_round_for(self, batch_id: str, after: datetime) -> RoundRow | None:
+        """The earliest round that releases this batch and has not opened yet: where recycled stock goes."""
+        query = (
+            select(RoundRow)
+            .join(RoundBatchRow, RoundBatchRow.round_id == RoundRow.id)
+            .where(RoundBatchRow.batch_id == batch_id, RoundRow.opens_at > after)
+            .order_by(RoundRow.opens_at, RoundRow.code)
+            .limit(1)
+        )
+        return await self.session.scalar(query)
+
+    async def add_stock(self, round_id: str, batch_id: str, quantity: int) -> None:
+        await self.session.execute(
+            update(RoundBatchRow)
+            .where(RoundBatchRow.round_id == round_id, RoundBatchRow.batch_id == batch_id)
+            .values(recycled_in=RoundBatchRow.recycled_in + quantity)
+        )
+        await self.session.execute(
+            update(StockShardRow)
+            .where(
+                StockShardRow.round_id == round_id,
+                StockShardRow.batch_id == batch_id,
+                StockShardRow.shard == 0,
+            )
+            .values(remaining=StockShardRow.remaining + quantity)
+        )
+
+    async def take_all(self, round_id: str, batch_id: str) -> int:
+        """Empty a closed round's stock of one batch; returns how much was left."""
+        shards = (
+            await self.session.scalars(
+                select(StockShardRow)
+                .where(
+                    StockShardRow.round_id == round_id,
+                    StockShardRow.batch_id == batch_id,
+                    StockShardRow.remaining > 0,
+                )
+                .with_for_update()
+            )
+        ).all()
+        left = sum(shard.remaining for shard in shards)
+        for shard in shards:
+            shard.remaining = 0
+        await self.session.flush()
+        return left
+
+    async def closed_with_stock(self, now: datetime) -> Sequence[tuple[RoundRow, str]]:
+        """(round, batch id) of closed rounds that still hold stock (drawn lotteries only)."""
+        query = (
+            select(RoundRow, StockShardRow.batch_id)
+            .join(StockShardRow, StockShardRow.round_id == RoundRow.id)
+            .outerjoin(LotteryDrawRow, LotteryDrawRow.round_id == RoundRow.id)
+            .where(
+                RoundRow.closes_at <= now,
+                StockShardRow.remaining > 0,
+                (RoundRow.mode == "first_come") | LotteryDrawRow.drawn_at.is_not(None),
+            )
+            .distinct()
+            .order_by(RoundRow.opens_at)
+        )
+        return [(row[0], row[1]) for row in await self.session.execute(query)]
+
+    async def due_to_expire(self, now: datetime, limit: int) -> Sequence[tuple[str, int]]:
+        """(voucher id, value) of claimed vouchers past their validity."""
+        query = (
+            select(VoucherRow.id, VoucherRow.value_fen)
+            .where(VoucherRow.status == "claimed", VoucherRow.valid_until <= now)
+            .order_by(VoucherRow.valid_until, VoucherRow.id)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in await self.session.execute(query)]
+
+    async def expired_batches(self) -> Sequence[str]:
+        query = (
+            select(VoucherRow.batch_id)
+            .where(VoucherRow.status == "expired", VoucherRow.recycled_to_round_id.is_(None))
+            .distinct()
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def expired_unrecycled(self, batch_id: str) -> Sequence[tuple[str, str, int]]:
+        """(voucher id, round id, value) of expired vouchers of a batch whose value is still to recycle."""
+        query = (
+            select(VoucherRow.id, VoucherRow.round_id, VoucherRow.value_fen)
+            .where(
+                VoucherRow.batch_id == batch_id,
+                VoucherRow.status == "expired",
+                VoucherRow.recycled_to_round_id.is_(None),
+            )
+            .order_by(VoucherRow.id)
+            .with_for_update()
+        )
+        return [(row[0], row[1], row[2]) for row in await self.session.execute(query)]
+
+    async def entries(self, round_id: str) -> Sequence[LotteryEntryRow]:
+        query = (
+            select(LotteryEntryRow).where(LotteryEntryRow.round_id == round_id).order_by(LotteryEntryRow.id)
+        )
+        return (await self.session.scalars(query)).all()

@@ -114,3 +114,35 @@ def round_out(board: RoundBoard) -> RoundOut:
             for released, batch, left in board.stock
         ],
     )
+
+
+class EntryIn(ClaimIn):
+    """A lottery entry: the same shape as a claim."""
+
+
+class EntryOut(BaseModel):
+    entry_id: str
+    round_id: str
+    batch_id: str
+    entered_at: datetime
+    seed_sha256: str = Field(description="SHA-256 of the draw's seed, fixed before registration closes")
+
+
+class LotteryWinnerOut(BaseModel):
+    batch_code: str
+    rank: int
+    phone_masked: str
+
+
+class LotteryOut(BaseModel):
+    """The public record of a lottery round (摇号公示)."""
+
+    round_id: str
+    code: str
+    status: Literal["not_committed", "registering", "awaiting_draw", "drawn"]
+    seed_sha256: str | None
+    seed: str | None = Field(description="revealed at the draw")
+    entries: int
+    entries_sha256: str | None
+    drawn_at: datetime | None
+    winners: list[LotteryWinnerOut]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import datetime, time, timedelta
 
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.campaigns.domain import ClaimMode, ValidityKind
-from huimin.campaigns.models import BatchRow, RoundBatchRow, RoundRow
+from huimin.campaigns.models import BatchRow, CampaignRow, RoundBatchRow, RoundRow
+from huimin.claims import lottery
 from huimin.claims.domain import (
     ClaimRefused,
     RoundStatus,
@@ -18,15 +21,28 @@ from huimin.claims.domain import (
     round_status,
     valid_until,
 )
-from huimin.claims.models import VoucherEventRow, VoucherRow
+from huimin.claims.models import ClaimCounterRow, LotteryDrawRow, LotteryEntryRow, VoucherEventRow, VoucherRow
 from huimin.claims.repository import ClaimsRepository
 from huimin.eligibility import service as eligibility
 from huimin.eligibility.geofence import Geofence, Location
-from huimin.errors import NotFound
+from huimin.eligibility.models import ResidentRow
+from huimin.errors import ConflictError, HuiminError, NotFound
 from huimin.kit.clock import Clock, local_datetime
 from huimin.kit.ids import new_id
+from huimin.kit.sealing import Sealer
+from huimin.kit.terms import District
 
-__all__ = ["Claimed", "RoundBoard", "claim_voucher", "list_rounds", "wallet"]
+__all__ = [
+    "Claimed",
+    "Entered",
+    "RoundBoard",
+    "claim_voucher",
+    "commit_seed",
+    "enter_lottery",
+    "list_rounds",
+    "lottery_record",
+    "wallet",
+]
 
 
 @dataclass(frozen=True)
@@ -50,21 +66,46 @@ async def claim_voucher(
     """领取: one voucher of a batch in an open first-come round, within every limit, or a refusal
     with its code. Counters and stock are conditional writes in this transaction: if any step
     refuses, the transaction rolls back and nothing was taken."""
-    repository = ClaimsRepository(session)
-    found = await repository.round_batch(round_id, batch_id)
+    round_, batch, campaign = await round_batch_or_refuse(session, round_id, batch_id)
+    if round_.mode != ClaimMode.FIRST_COME:
+        raise ClaimRefused.wrong_mode()
+    resident = await eligibility.get_resident(session, partner_id=partner_id, resident_id=resident_id)
+    if not resident.real_name_verified:
+        raise ClaimRefused.identity_unverified()
+    now = clock.now()
+    if not round_.opens_at <= now < round_.closes_at:
+        raise ClaimRefused.round_not_open(round_.opens_at, round_.closes_at, now)
+    district = await _check_eligibility(
+        session, resident=resident, batch=batch, location=location, geofence=geofence
+    )
+    voucher = await issue_voucher(
+        session,
+        round_=round_,
+        batch=batch,
+        campaign=campaign,
+        resident=resident,
+        district=district,
+        now=now,
+        idempotency_key=idempotency_key,
+    )
+    return Claimed(voucher, batch)
+
+
+async def round_batch_or_refuse(
+    session: AsyncSession, round_id: str, batch_id: str
+) -> tuple[RoundRow, BatchRow, CampaignRow]:
+    found = await ClaimsRepository(session).round_batch(round_id, batch_id)
     if found is None:
         if await session.get(RoundRow, round_id) is None:
             raise ClaimRefused.unknown_round(round_id)
         raise ClaimRefused.unknown_batch(batch_id)
-    round_, batch, campaign = found
-    resident = await eligibility.get_resident(session, partner_id=partner_id, resident_id=resident_id)
-    if not resident.real_name_verified:
-        raise ClaimRefused.identity_unverified()
-    if round_.mode != ClaimMode.FIRST_COME:
-        raise ClaimRefused.wrong_mode()
-    now = clock.now()
-    if not round_.opens_at <= now < round_.closes_at:
-        raise ClaimRefused.round_not_open(round_.opens_at, round_.closes_at, now)
+    return found
+
+
+async def _check_eligibility(
+    session: AsyncSession, *, resident: ResidentRow, batch: BatchRow, location: Location, geofence: Geofence
+) -> District:
+    """Where the resident is (inside the city) and whether the batch is open to them (union batches)."""
     district = geofence.district_of(location)
     if district is None:
         raise ClaimRefused.not_eligible_location()
@@ -72,8 +113,12 @@ async def claim_voucher(
         session, id_number_digest=resident.id_number_digest
     ):
         raise ClaimRefused.not_union_member()
+    return district
 
-    # Per-person limits, in a fixed order so that two claims of one person never deadlock.
+
+def _limits(round_: RoundRow, batch: BatchRow, campaign: CampaignRow) -> list[tuple[str, int, str]]:
+    """(counter scope, limit, description) of every per-person limit a voucher of this batch counts against,
+    sorted so that two claims of one person take the counter rows in the same order and never deadlock."""
     limits = [(f"r:{round_.id}:b:{batch.id}", batch.per_person_per_round, "per person in this round")]
     if batch.per_person_total is not None:
         limits.append((f"b:{batch.id}", batch.per_person_total, "per person for this batch"))
@@ -83,14 +128,28 @@ async def claim_voucher(
         if category in campaign.per_person_per_category:
             limit = campaign.per_person_per_category[category]
             limits.append((f"c:{campaign.id}:cat:{category}", limit, f"per person for category {category}"))
-    for scope, limit, what in sorted(limits):
+    return sorted(limits)
+
+
+async def issue_voucher(
+    session: AsyncSession,
+    *,
+    round_: RoundRow,
+    batch: BatchRow,
+    campaign: CampaignRow,
+    resident: ResidentRow,
+    district: District,
+    now: datetime,
+    idempotency_key: str | None,
+) -> VoucherRow:
+    """Count the voucher against every limit, take it from stock and write it, or refuse."""
+    repository = ClaimsRepository(session)
+    for scope, limit, what in _limits(round_, batch, campaign):
         if not await repository.count_up(resident.person_id, scope, limit):
             raise ClaimRefused.limit_reached(f"{limit} {what}")
-
     # Stock last: the hottest rows are locked for the shortest time.
     if not await repository.take_one(round_.id, batch.id):
         raise ClaimRefused.sold_out()
-
     voucher = VoucherRow(
         id=new_id("vch"),
         code=new_voucher_code(),
@@ -115,7 +174,7 @@ async def claim_voucher(
     session.add(voucher)
     session.add(VoucherEventRow(voucher_id=voucher.id, kind="claimed", value_fen=batch.max_value_fen, at=now))
     await session.flush()
-    return Claimed(voucher, batch)
+    return voucher
 
 
 @dataclass(frozen=True)
@@ -162,3 +221,123 @@ async def wallet(
     """卡包: the resident's vouchers, newest first."""
     await eligibility.get_resident(session, partner_id=partner_id, resident_id=resident_id)
     return await ClaimsRepository(session).wallet(resident_id, limit)
+
+
+@dataclass(frozen=True)
+class Entered:
+    entry: LotteryEntryRow
+    created: bool
+    seed_sha256: str
+
+
+async def commit_seed(
+    session: AsyncSession, *, round_id: str, sealer: Sealer, clock: Clock
+) -> LotteryDrawRow:
+    """Fix a lottery round's seed and publish its SHA-256 (once; later calls return the same commitment)."""
+    draw = await session.get(LotteryDrawRow, round_id)
+    if draw is not None:
+        return draw
+    round_ = await session.get(RoundRow, round_id)
+    if round_ is None:
+        raise ClaimRefused.unknown_round(round_id)
+    if round_.mode != ClaimMode.LOTTERY:
+        raise HuiminError("this is a first-come round, not a lottery", code="not_a_lottery", status=409)
+    seed = lottery.new_seed()
+    draw = LotteryDrawRow(
+        round_id=round_id,
+        seed_sha256=lottery.seed_commitment(seed),
+        seed_sealed=sealer.seal(seed),
+        committed_at=clock.now(),
+    )
+    session.add(draw)
+    await session.flush()
+    return draw
+
+
+async def enter_lottery(
+    session: AsyncSession,
+    *,
+    partner_id: str,
+    resident_id: str,
+    round_id: str,
+    batch_id: str,
+    location: Location,
+    geofence: Geofence,
+    sealer: Sealer,
+    clock: Clock,
+) -> Entered:
+    """报名: register a resident's entry for a batch of a lottery round while registration is open.
+    One entry per natural person and batch; entering again returns the first entry."""
+    round_, batch, campaign = await round_batch_or_refuse(session, round_id, batch_id)
+    if round_.mode != ClaimMode.LOTTERY:
+        raise HuiminError("this is a first-come round: claim instead", code="not_a_lottery", status=409)
+    resident = await eligibility.get_resident(session, partner_id=partner_id, resident_id=resident_id)
+    if not resident.real_name_verified:
+        raise ClaimRefused.identity_unverified()
+    now = clock.now()
+    if not round_.opens_at <= now < round_.closes_at:
+        raise ClaimRefused.round_not_open(round_.opens_at, round_.closes_at, now)
+    district = await _check_eligibility(
+        session, resident=resident, batch=batch, location=location, geofence=geofence
+    )
+    draw = await commit_seed(session, round_id=round_id, sealer=sealer, clock=clock)
+    existing = await session.scalar(
+        select(LotteryEntryRow).where(
+            LotteryEntryRow.round_id == round_id,
+            LotteryEntryRow.batch_id == batch_id,
+            LotteryEntryRow.person_id == resident.person_id,
+        )
+    )
+    if existing is not None:
+        return Entered(existing, created=False, seed_sha256=draw.seed_sha256)
+    # A person who has already used up a limit cannot win: refuse now rather than forfeit later.
+    for scope, limit, what in _limits(round_, batch, campaign):
+        counted = await session.get(ClaimCounterRow, (resident.person_id, scope))
+        if counted is not None and counted.claimed >= limit:
+            raise ClaimRefused.limit_reached(f"{limit} {what}")
+    entry = LotteryEntryRow(
+        id=new_id("ent"),
+        round_id=round_id,
+        batch_id=batch_id,
+        person_id=resident.person_id,
+        resident_id=resident.id,
+        district=district.value,
+        entered_at=now,
+    )
+    session.add(entry)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise ConflictError(
+            "a concurrent entry of the same person won; retry", code="entry_conflict"
+        ) from None
+    return Entered(entry, created=True, seed_sha256=draw.seed_sha256)
+
+
+@dataclass(frozen=True)
+class LotteryRecord:
+    round: RoundRow
+    draw: LotteryDrawRow | None
+    entries: int
+    winners: list[tuple[str, int, str]]  # batch code, rank, masked phone
+
+
+async def lottery_record(session: AsyncSession, *, round_id: str) -> LotteryRecord:
+    """摇号公示: the commitment, and after the draw the seed and the masked winners."""
+    round_ = await session.get(RoundRow, round_id)
+    if round_ is None or round_.mode != ClaimMode.LOTTERY:
+        raise ClaimRefused.unknown_round(round_id)
+    draw = await session.get(LotteryDrawRow, round_id)
+    entries = await ClaimsRepository(session).entries(round_id)
+    winners: list[tuple[str, int, str]] = []
+    if draw is not None and draw.drawn_at is not None:
+        query = (
+            select(BatchRow.code, LotteryEntryRow.rank, ResidentRow.phone_masked)
+            .join(BatchRow, BatchRow.id == LotteryEntryRow.batch_id)
+            .join(ResidentRow, ResidentRow.id == LotteryEntryRow.resident_id)
+            .where(LotteryEntryRow.round_id == round_id, LotteryEntryRow.won.is_(True))
+            .order_by(BatchRow.position, LotteryEntryRow.rank)
+        )
+        winners = [(row[0], row[1] or 0, row[2]) for row in await session.execute(query)]
+    return LotteryRecord(round_, draw, len(entries), winners)
