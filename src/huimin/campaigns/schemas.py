@@ -22,12 +22,13 @@ from pydantic import (
     StrictInt,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from huimin.campaigns import domain
 from huimin.campaigns.models import CampaignRow
 from huimin.errors import InvalidInput, Problem
-from huimin.kit.clock import local_datetime
+from huimin.kit.clock import local_date, local_datetime, to_local
 from huimin.kit.money import Fen, MoneyFormatError, parse_share
 from huimin.kit.terms import Category, Jurisdiction, MerchantClass, TermError
 
@@ -107,10 +108,23 @@ class _CampaignSection(_Strict):
     code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")
     name: str = Field(min_length=1, max_length=200)
     description: str = ""
-    starts_on: date
-    ends_on: date
+    starts_on: date | None = None
+    ends_on: date | None = None
+    # A sandbox campaign's dates count from the moment it is loaded: it starts that day, lasts
+    # `lasts_days`, its schedules say "in N minutes", and its code gets the load time as a suffix.
+    relative: StrictBool = False
+    lasts_days: StrictInt | None = Field(default=None, ge=1, le=366)
     budget: Yuan
     limits: _Limits = _Limits()
+
+    @model_validator(mode="after")
+    def _dates_or_relative(self) -> _CampaignSection:
+        if self.relative:
+            if self.starts_on is not None or self.ends_on is not None or self.lasts_days is None:
+                raise ValueError("a relative campaign gives `lasts_days` instead of starts_on and ends_on")
+        elif self.starts_on is None or self.ends_on is None:
+            raise ValueError("give starts_on and ends_on (or relative = true with lasts_days)")
+        return self
 
 
 class _Funder(_Strict):
@@ -212,16 +226,21 @@ class _Batch(_Strict):
 
 
 class _Schedule(_Strict):
-    """A rule that produces rounds: once, every day or every week at a wall-clock time (Asia/Shanghai)."""
+    """A rule that produces rounds: once, every day or every week at a wall-clock time (Asia/Shanghai);
+    or, in a relative (sandbox) campaign, every few minutes from the moment the file is loaded."""
 
     code: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,40}$")
     mode: domain.ClaimMode = domain.ClaimMode.FIRST_COME
-    every: Literal["once", "day", "week"] = "once"
+    every: Literal["once", "day", "week", "minutes"] = "once"
     weekday: str | None = None
-    at: time
-    first: date
+    at: time | None = None
+    first: date | None = None
     last: date | None = None
     window_hours: StrictInt = Field(default=12, ge=1, le=24 * 14)
+    starts_in_minutes: StrictInt | None = Field(default=None, ge=0)
+    interval_minutes: StrictInt | None = Field(default=None, ge=1)
+    window_minutes: StrictInt | None = Field(default=None, ge=1)
+    count: StrictInt | None = Field(default=None, ge=1, le=10_000)
     stock: dict[str, StrictInt]
 
     @field_validator("weekday")
@@ -232,6 +251,8 @@ class _Schedule(_Strict):
         return value
 
     def dates(self) -> list[date]:
+        if self.at is None or self.first is None:
+            raise ValueError("give `at` and `first`")
         if self.every == "once":
             if self.last is not None or self.weekday is not None:
                 raise ValueError("a one-off schedule takes only `first`")
@@ -255,7 +276,34 @@ class _Schedule(_Strict):
             day += step
         return days
 
+    def relative_rounds(self, index: int, now: datetime) -> list[domain.Round]:
+        counts = (self.starts_in_minutes, self.interval_minutes, self.window_minutes, self.count)
+        if self.every != "minutes" or None in counts:
+            raise ValueError(
+                'a relative campaign\'s schedule is every = "minutes" with starts_in_minutes, '
+                "interval_minutes, window_minutes and count"
+            )
+        starts, interval, window, count = (value or 0 for value in counts)
+        base = now.replace(second=0, microsecond=0) + timedelta(minutes=1 + starts)  # the next whole minute
+        rounds = []
+        for number in range(count):
+            opens_at = base + timedelta(minutes=number * interval)
+            rounds.append(
+                domain.Round(
+                    code=f"{self.code}-{to_local(opens_at):%Y%m%d%H%M}",
+                    mode=self.mode,
+                    opens_at=opens_at,
+                    closes_at=opens_at + timedelta(minutes=window),
+                    stock=dict(self.stock),
+                    schedule_index=index,
+                )
+            )
+        return rounds
+
     def to_rounds(self, index: int) -> list[domain.Round]:
+        if self.every == "minutes":
+            raise ValueError('every = "minutes" is for relative (sandbox) campaigns only')
+        assert self.at is not None  # noqa: S101 (dates() has checked it)
         rounds = []
         for day in self.dates():
             opens_at = local_datetime(day, self.at)
@@ -278,7 +326,11 @@ class CampaignFile(_Strict):
     batches: list[_Batch]
     schedules: list[_Schedule] = Field(default_factory=list)
 
-    def to_domain(self) -> domain.Campaign:
+    def to_domain(self, now: datetime | None = None) -> domain.Campaign:
+        """The campaign; `now` is the moment a relative (sandbox) campaign is loaded."""
+        section = self.campaign
+        if section.relative and now is None:
+            raise ValueError("a relative campaign needs the time it is loaded")
         problems: list[Problem] = []
         rounds: list[domain.Round] = []
         seen: set[str] = set()
@@ -289,18 +341,27 @@ class CampaignFile(_Strict):
                 )
             seen.add(schedule.code)
             try:
-                rounds += schedule.to_rounds(index)
+                if section.relative and now is not None:
+                    rounds += schedule.relative_rounds(index, now)
+                else:
+                    rounds += schedule.to_rounds(index)
             except ValueError as error:
                 problems.append(Problem(f"schedules[{index}]", str(error)))
         if problems:
             raise _invalid(problems)
-        section = self.campaign
+        code, starts_on, ends_on = section.code, section.starts_on, section.ends_on
+        if section.relative and now is not None:
+            code = f"{section.code}-{to_local(now):%Y%m%d%H%M%S}"
+            starts_on = local_date(now)
+            ends_on = starts_on + timedelta(days=(section.lasts_days or 1) - 1)
+        if starts_on is None or ends_on is None:  # pragma: no cover - the section's validator refuses it
+            raise ValueError("a campaign needs its dates")
         return domain.Campaign(
-            code=section.code,
+            code=code,
             name=section.name,
             description=section.description,
-            starts_on=section.starts_on,
-            ends_on=section.ends_on,
+            starts_on=starts_on,
+            ends_on=ends_on,
             budget=section.budget,
             funders=tuple(
                 domain.Funder(code=f.code, name=f.name, kind=f.kind, budget=f.budget) for f in self.funders
@@ -318,22 +379,22 @@ def source_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def parse_campaign_file(text: str) -> domain.Campaign:
+def parse_campaign_file(text: str, *, now: datetime | None = None) -> domain.Campaign:
     """Parse and validate a campaign file; raise `InvalidInput` (code `invalid_campaign`) naming every bad field."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise _invalid([Problem("file", f"not valid TOML: {error}")]) from None
-    return parse_campaign_data(data)
+    return parse_campaign_data(data, now=now)
 
 
-def parse_campaign_data(data: dict[str, Any]) -> domain.Campaign:
+def parse_campaign_data(data: dict[str, Any], *, now: datetime | None = None) -> domain.Campaign:
     """Validate the decoded content of a campaign file (structure and types first, then the rules)."""
     try:
         parsed = CampaignFile.model_validate(data)
     except ValidationError as error:
         raise _invalid([Problem(_path(item["loc"]), _message(item)) for item in error.errors()]) from None
-    campaign = parsed.to_domain()
+    campaign = parsed.to_domain(now)
     problems = domain.validate(campaign)
     if problems:
         raise _invalid(problems)

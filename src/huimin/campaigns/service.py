@@ -50,7 +50,8 @@ class LoadOutcome:
 async def load_campaign(session: AsyncSession, *, text: str, clock: Clock) -> LoadOutcome:
     """Validate a campaign file and store it. Loading the same file again changes nothing; loading a
     different file under an existing code is refused (campaigns are not edited by re-loading)."""
-    campaign = parse_campaign_file(text)
+    now = clock.now()
+    campaign = parse_campaign_file(text, now=now)
     digest = source_digest(text)
     repository = CampaignRepository(session)
     existing = await repository.by_code(campaign.code)
@@ -63,16 +64,15 @@ async def load_campaign(session: AsyncSession, *, text: str, clock: Clock) -> Lo
             code="campaign_exists",
         )
     shards = 1 if session.get_bind().dialect.name == "sqlite" else STOCK_SHARDS
-    campaign_row, rows = _rows(campaign, text=text, digest=digest, clock=clock, shards=shards)
+    campaign_row, rows = _rows(campaign, text=text, digest=digest, now=now, shards=shards)
     repository.add_all(rows)
     await session.flush()
     return LoadOutcome(campaign_id=campaign_row.id, code=campaign.code, created=True)
 
 
 def _rows(
-    campaign: domain.Campaign, *, text: str, digest: str, clock: Clock, shards: int
+    campaign: domain.Campaign, *, text: str, digest: str, now: datetime, shards: int
 ) -> tuple[CampaignRow, list[object]]:
-    now = clock.now()
     campaign_row = CampaignRow(
         id=new_id("cmp"),
         code=campaign.code,
@@ -208,7 +208,7 @@ async def add_round(
     row = await get_campaign_by_code(session, code=campaign_code)
     if opens_at <= clock.now():
         raise InvalidInput([Problem("at", "an extra round must open in the future")], code="invalid_round")
-    campaign = parse_campaign_file(row.source_text)
+    campaign = parse_campaign_file(row.source_text, now=row.loaded_at)  # as it was loaded
     batch_codes = {batch.id: batch.code for batch in row.batches}
     existing = tuple(
         domain.Round(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -268,3 +268,34 @@ def test_a_campaign_needs_batches_and_known_limit_categories() -> None:
     data = ziyang()
     data["batches"], data["schedules"] = [], []
     assert problems_of(data)["batches"] == "a campaign needs at least one batch"
+
+
+def test_the_sandbox_counts_from_the_moment_it_is_loaded() -> None:
+    text = (ZIYANG_FILE.parent / "sandbox.toml").read_text(encoding="utf-8")
+    loaded_at = datetime(2026, 11, 28, 1, 46, 30, tzinfo=UTC)  # 09:46:30 in Ziyang
+    campaign = parse_campaign_file(text, now=loaded_at)
+    assert campaign.code == "sandbox-20261128094630"
+    assert (campaign.starts_on, campaign.ends_on) == (date(2026, 11, 28), date(2026, 11, 29))
+    first, second = campaign.rounds[:2]
+    assert first.opens_at == datetime(2026, 11, 28, 1, 47, tzinfo=UTC)  # the next whole minute
+    assert first.closes_at - first.opens_at == timedelta(minutes=4)
+    assert second.opens_at - first.opens_at == timedelta(minutes=5)
+    assert len(campaign.rounds) == 48
+    assert parse_campaign_file(text, now=loaded_at) == campaign  # the same moment gives the same campaign
+
+
+def test_relative_schedules_belong_to_relative_campaigns() -> None:
+    data = ziyang()
+    data["schedules"][0] = {
+        "code": "live",
+        "every": "minutes",
+        "starts_in_minutes": 1,
+        "interval_minutes": 5,
+        "window_minutes": 4,
+        "count": 3,
+        "stock": {"car": 1},
+    }
+    assert "relative (sandbox) campaigns only" in problems_of(data)["schedules[0]"]
+    data = ziyang()
+    data["campaign"]["relative"] = True
+    assert "lasts_days" in problems_of(data)["campaign"]
