@@ -75,7 +75,7 @@ def postgres_template() -> Iterator[tuple[str, str]]:
     asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-def _fresh_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
+def fresh_postgres(request: pytest.FixtureRequest) -> Iterator[str]:
     admin_url, template = request.getfixturevalue("postgres_template")
     name = f"huimin_t_{uuid.uuid4().hex[:12]}"
     asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
@@ -91,7 +91,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         upgrade(url)
         yield url
     else:
-        yield from _fresh_postgres(request)
+        yield from fresh_postgres(request)
 
 
 @pytest.fixture
@@ -123,3 +123,8 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://huimin.test") as http:
         yield http
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return require_service("HUIMIN_TEST_REDIS_URL", "Redis")

@@ -20,6 +20,7 @@ from huimin import __version__
 from huimin.auth.service import partner_sealer
 from huimin.campaigns.endpoints import router as campaigns_router
 from huimin.claims.endpoints import router as claims_router
+from huimin.claims.gate import RedisGate, SqlGate
 from huimin.claims.lottery import lottery_sealer
 from huimin.config import Settings
 from huimin.db import create_engine, create_sessionmaker
@@ -27,6 +28,7 @@ from huimin.eligibility.endpoints import router as residents_router
 from huimin.eligibility.geofence import default_geofence
 from huimin.errors import HuiminError
 from huimin.kit.clock import Clock, SystemClock
+from huimin.redis_client import connect_redis
 
 __all__ = ["create_app"]
 
@@ -48,15 +50,20 @@ _HTTP_CODES = {
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.check_production()
+    settings.check_backends()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, echo=settings.database_echo)
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
+        redis = connect_redis(settings) if settings.claims_backend == "redis" else None
+        app.state.claim_gate = RedisGate(redis) if redis is not None else SqlGate()
         try:
             yield
         finally:
+            if redis is not None:
+                await redis.aclose()
             await engine.dispose()
 
     app = FastAPI(

@@ -234,6 +234,26 @@ def claims_expire() -> None:
     )
 
 
+@claims_app.command("reconcile")
+def claims_reconcile() -> None:
+    """Rebuild the Redis claim gate from PostgreSQL (after a Redis restart or failover); claims of each
+    round are paused while it is rebuilt and resume when it is done."""
+    from huimin.claims.gate import RedisGate
+    from huimin.claims.service import reconcile_gate
+    from huimin.redis_client import connect_redis
+
+    settings = _settings()
+
+    async def job(session: Any) -> int:
+        redis = connect_redis(settings)
+        try:
+            return await reconcile_gate(session, gate=RedisGate(redis), clock=SystemClock())
+        finally:
+            await redis.aclose()
+
+    out.print(f"claim gate rebuilt from the database for {_run(job, settings)} rounds not yet closed")
+
+
 def _round_id(session: Any, round_ref: str, campaign: str | None) -> Awaitable[str]:
     from sqlalchemy import select
 

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = "development"
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
+    redis_cluster: bool = False  # HUIMIN_REDIS_URL names one node of a Redis Cluster
+    claims_backend: Literal["sql", "redis"] = "sql"  # who admits claims first: the database or Redis
     secret_key: SecretStr = SecretStr(_DEV_SECRET_KEY)
     hash_key: SecretStr = Field(
         default=SecretStr(_DEV_HASH_KEY),
@@ -46,6 +48,10 @@ class Settings(BaseSettings):
     @cached_property
     def hasher(self) -> KeyedHasher:
         return KeyedHasher(self.hash_key.get_secret_value().encode())
+
+    def check_backends(self) -> None:
+        if self.claims_backend == "redis" and not self.redis_url:
+            raise ConfigurationError("HUIMIN_CLAIMS_BACKEND=redis needs HUIMIN_REDIS_URL")
 
     def check_production(self) -> None:
         """Refuse to run production with a default or short secret."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -16,6 +17,7 @@ from huimin.auth.service import create_partner, partner_sealer
 from huimin.campaigns import service as campaigns
 from huimin.campaigns.models import BatchRow, RoundRow, StockShardRow
 from huimin.claims import service as claims
+from huimin.claims.gate import ClaimGate, SqlGate
 from huimin.claims.models import ClaimCounterRow, VoucherRow
 from huimin.config import Settings
 from huimin.db import unit_of_work
@@ -35,6 +37,16 @@ PER_ROUND = 2
 async def test_flash_claims_never_over_issue(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
 ) -> None:
+    await flash(sessions, settings, clock, SqlGate())
+
+
+async def flash(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: ManualClock,
+    gate: ClaimGate,
+    before: Callable[[], Awaitable[None]] | None = None,
+) -> Counter[str]:
     async with unit_of_work(sessions) as session:
         loaded = await campaigns.load_campaign(
             session, text=small_campaign(stock=STOCK, per_round=PER_ROUND), clock=clock
@@ -64,16 +76,18 @@ async def test_flash_claims_never_over_issue(
         ]
     assert round_id
     assert batch_id
+    if before is not None:
+        await before()
     clock.set(datetime(2022, 6, 24, 2, 0, tzinfo=UTC) + timedelta(milliseconds=1))
     where = Location(104.6276, 30.1288, Crs.GCJ02)
     geofence = default_geofence()
     attempts = [residents[index % RESIDENTS] for index in range(ATTEMPTS)]
     random.Random(2022).shuffle(attempts)  # noqa: S311 (a reproducible order, not a secret)
     outcomes: Counter[str] = Counter()
-    gate = asyncio.Semaphore(25)
+    concurrency = asyncio.Semaphore(25)
 
     async def attempt(resident_id: str) -> None:
-        async with gate:
+        async with concurrency:
             try:
                 async with unit_of_work(sessions) as session:
                     await claims.claim_voucher(
@@ -85,6 +99,7 @@ async def test_flash_claims_never_over_issue(
                         location=where,
                         geofence=geofence,
                         clock=clock,
+                        gate=gate,
                     )
                 outcomes["claimed"] += 1
             except HuiminError as refusal:
@@ -114,3 +129,4 @@ async def test_flash_claims_never_over_issue(
             )
         }
         assert counters == {person: count for person, count in per_person.items()}
+    return outcomes

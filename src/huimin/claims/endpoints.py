@@ -33,6 +33,7 @@ _REFUSALS: dict[int | str, dict[str, str]] = {
     404: {"description": "unknown_round, unknown_batch, unknown_resident"},
     409: {"description": "sold_out, round_not_open, limit_reached, lottery_round, idempotency_in_progress"},
     422: {"description": "invalid_request, idempotency_mismatch"},
+    503: {"description": "claims_paused (the claim gate is being rebuilt after a Redis failure)"},
 }
 
 
@@ -79,6 +80,7 @@ async def claim(
             location=location,
             geofence=request.app.state.geofence,
             clock=clock,
+            gate=request.app.state.claim_gate,
             idempotency_key=idempotency_key,
         )
         return 201, voucher_out(claimed.voucher, claimed.batch).model_dump(mode="json")

@@ -236,3 +236,10 @@ class ClaimsRepository:
             select(LotteryEntryRow).where(LotteryEntryRow.round_id == round_id).order_by(LotteryEntryRow.id)
         )
         return (await self.session.scalars(query)).all()
+
+    async def round_counters(self, round_id: str) -> Sequence[tuple[str, str, int]]:
+        """(person id, scope, claimed) of the per-round counters of a round: scope `r:<round>:b:<batch>`."""
+        query = select(ClaimCounterRow.person_id, ClaimCounterRow.scope, ClaimCounterRow.claimed).where(
+            ClaimCounterRow.scope.like(f"r:{round_id}:b:%")
+        )
+        return [(row[0], row[1], row[2]) for row in await self.session.execute(query)]

@@ -21,6 +21,7 @@ from huimin.claims.domain import (
     round_status,
     valid_until,
 )
+from huimin.claims.gate import ClaimGate, RedisGate, SqlGate, claims_paused
 from huimin.claims.models import ClaimCounterRow, LotteryDrawRow, LotteryEntryRow, VoucherEventRow, VoucherRow
 from huimin.claims.repository import ClaimsRepository
 from huimin.eligibility import service as eligibility
@@ -41,8 +42,12 @@ __all__ = [
     "enter_lottery",
     "list_rounds",
     "lottery_record",
+    "reconcile_gate",
     "wallet",
 ]
+
+
+_SQL_GATE = SqlGate()
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ async def claim_voucher(
     location: Location,
     geofence: Geofence,
     clock: Clock,
+    gate: ClaimGate = _SQL_GATE,
     idempotency_key: str | None = None,
 ) -> Claimed:
     """领取: one voucher of a batch in an open first-come round, within every limit, or a refusal
@@ -78,16 +84,29 @@ async def claim_voucher(
     district = await _check_eligibility(
         session, resident=resident, batch=batch, location=location, geofence=geofence
     )
-    voucher = await issue_voucher(
-        session,
-        round_=round_,
-        batch=batch,
-        campaign=campaign,
-        resident=resident,
-        district=district,
-        now=now,
-        idempotency_key=idempotency_key,
-    )
+    verdict = await gate.admit(round_.id, batch.id, resident.person_id, batch.per_person_per_round)
+    if verdict == "sold_out":
+        raise ClaimRefused.sold_out()
+    if verdict == "limit_reached":
+        raise ClaimRefused.limit_reached(f"{batch.per_person_per_round} per person in this round")
+    if verdict != "ok":
+        raise claims_paused()
+    try:
+        voucher = await issue_voucher(
+            session,
+            round_=round_,
+            batch=batch,
+            campaign=campaign,
+            resident=resident,
+            district=district,
+            now=now,
+            idempotency_key=idempotency_key,
+        )
+    except HuiminError:
+        await gate.release(
+            round_.id, batch.id, resident.person_id
+        )  # the database refused: give the seat back
+        raise
     return Claimed(voucher, batch)
 
 
@@ -341,3 +360,20 @@ async def lottery_record(session: AsyncSession, *, round_id: str) -> LotteryReco
         )
         winners = [(row[0], row[1] or 0, row[2]) for row in await session.execute(query)]
     return LotteryRecord(round_, draw, len(entries), winners)
+
+
+async def reconcile_gate(session: AsyncSession, *, gate: RedisGate, clock: Clock) -> int:
+    """Rebuild the Redis claim gate of every round not yet closed from PostgreSQL (stock left and each
+    person's claims in the round); returns how many rounds were provisioned. Claims of a round are
+    paused while it is rebuilt."""
+    repository = ClaimsRepository(session)
+    rounds = [round_ for round_ in await repository.rounds(None) if round_.closes_at > clock.now()]
+    ids = [round_.id for round_ in rounds]
+    remaining = await repository.remaining(ids)
+    for round_ in rounds:
+        stock = {batch_id: left for (round_id, batch_id), left in remaining.items() if round_id == round_.id}
+        held: dict[str, dict[str, int]] = {}
+        for person_id, scope, claimed in await repository.round_counters(round_.id):
+            held.setdefault(scope.rsplit(":", 1)[1], {})[person_id] = claimed
+        await gate.provision(round_.id, stock, held)
+    return len(rounds)
