@@ -290,3 +290,48 @@ async def test_flash_claims_through_the_redis_gate_never_over_issue(
 
 def test_dates() -> None:
     assert OPEN - timedelta(seconds=1) == datetime(2022, 6, 24, 2, 0, tzinfo=UTC)
+
+
+async def test_the_app_serves_claims_through_the_redis_gate(
+    tmp_path: Path, database_url: str, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    import httpx
+
+    from huimin.app import create_app
+    from tests.integration.test_claims_api import new_partner
+    from tests.support import ZIYANG_CENTRE, SignedClient
+
+    with redis_process(tmp_path / "redis") as server:
+        settings = Settings(database_url=database_url, claims_backend="redis", redis_url=server.url)
+        app = create_app(settings, clock=clock)
+        async with app.router.lifespan_context(app):
+            assert isinstance(app.state.claim_gate, RedisGate)
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://huimin.test"
+            ) as http:
+                async with unit_of_work(sessions) as session:
+                    await campaigns.load_campaign(session, text=small_campaign(stock=5), clock=clock)
+                key_id, secret = await new_partner(sessions, settings, PartnerKind.APP, clock)
+                client = SignedClient(http, key_id=key_id, secret=secret, clock=clock)
+                resident = (await client.post("/api/v1/residents", resident_body(1))).json()["resident_id"]
+                friday = next(
+                    item
+                    for item in (await http.get("/api/v1/rounds")).json()
+                    if item["code"] == "friday-20220624"
+                )
+                clock.set(OPEN)
+                body = {
+                    "resident_id": resident,
+                    "batch_id": friday["batches"][0]["batch_id"],
+                    "location": ZIYANG_CENTRE,
+                }
+                path = f"/api/v1/rounds/{friday['round_id']}/claims"
+                paused = await client.post(path, body, **{"Idempotency-Key": "redis-app-0001"})
+                assert paused.status_code == 503
+                assert paused.json()["code"] == "claims_paused"
+                async with unit_of_work(sessions) as session:
+                    await claims.reconcile_gate(session, gate=app.state.claim_gate, clock=clock)
+                claimed = await client.post(
+                    path, body, **{"Idempotency-Key": "redis-app-0001"}
+                )  # same key: not stored
+                assert claimed.status_code == 201, claimed.text
