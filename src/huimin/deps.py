@@ -10,13 +10,22 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.auth.domain import PartnerKind, SignedRequest
+from huimin.auth.principals import Principal
 from huimin.auth.service import Partner, authenticate
 from huimin.config import Settings
 from huimin.db import unit_of_work
 from huimin.errors import HuiminError
 from huimin.kit.clock import Clock
 
-__all__ = ["AppPartnerDep", "ClockDep", "SessionDep", "SessionsDep", "SettingsDep", "TerminalPartnerDep"]
+__all__ = [
+    "AppPartnerDep",
+    "ClockDep",
+    "SessionDep",
+    "SessionsDep",
+    "SettingsDep",
+    "StaffDep",
+    "TerminalPartnerDep",
+]
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -79,7 +88,17 @@ def _of_kind(kind: PartnerKind) -> object:
     return check
 
 
+def _staff(request: Request) -> Principal:
+    """The signed-in console user (government roles, the operator, merchants), set on the request by
+    the session layer; without one the call is refused."""
+    principal = getattr(request.state, "principal", None)
+    if not isinstance(principal, Principal):
+        raise HuiminError("sign in first", code="not_signed_in", status=401)
+    return principal
+
+
 SessionDep = Annotated[AsyncSession, Depends(_session)]
+StaffDep = Annotated[Principal, Depends(_staff)]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 ClockDep = Annotated[Clock, Depends(_clock)]
 SettingsDep = Annotated[Settings, Depends(_settings)]

@@ -1,0 +1,112 @@
+"""Who acts: the roles of SPEC §1, their permissions, and jurisdiction scope.
+
+Authorisation lives in the service layer: a use case takes the acting `Principal` and asks it. A
+county reviewer is scoped to one jurisdiction; an object outside the caller's scope is reported as
+not found (404), never as forbidden, so ids of other jurisdictions leak nothing (SPEC §11.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from huimin.errors import HuiminError, NotFound
+from huimin.kit.terms import Jurisdiction
+
+__all__ = ["GOVERNMENT_ROLES", "Permission", "Principal", "Role", "forbidden"]
+
+
+class Role(StrEnum):
+    CITY_ADMIN = "city_admin"  # 市商务局
+    COUNTY_REVIEWER = "county_reviewer"  # 县（区）商务主管部门, 高新区, 临空经济区
+    OPERATOR = "operator"  # 银联 payment operator
+    UNION_ADMIN = "union_admin"  # 市总工会
+    FINANCE = "finance"  # 市财政局
+    MARKET_REGULATOR = "market_regulator"  # 市市场监管局
+    POLICE = "police"  # 市公安局
+    PBOC = "pboc"  # 人行资阳市中心支行
+    HOTLINE = "hotline"  # 市大数据局 12345
+    PUBLICITY = "publicity"  # 市委宣传部
+    MERCHANT = "merchant"  # a participating merchant
+    SYSTEM = "system"  # jobs and the operator's shell (the CLI)
+
+
+GOVERNMENT_ROLES = frozenset(Role) - {Role.MERCHANT, Role.SYSTEM}
+
+
+class Permission(StrEnum):
+    MERCHANT_INVITE = "merchant.invite"
+    MERCHANT_APPLY = "merchant.apply"  # complete an application with the merchant (operator)
+    MERCHANT_REVIEW = "merchant.review"  # county review, own jurisdiction only
+    MERCHANT_PUBLISH = "merchant.publish"  # the city's final list
+    MERCHANT_COMMIT = "merchant.commit"  # accept the integrity commitment (承诺书)
+    MERCHANT_SANCTION = "merchant.sanction"  # suspend, reinstate, expel
+    MERCHANT_READ = "merchant.read"
+    MERCHANT_EXPORT = "merchant.export"
+
+
+_GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.CITY_ADMIN: frozenset(
+        {
+            Permission.MERCHANT_INVITE,
+            Permission.MERCHANT_PUBLISH,
+            Permission.MERCHANT_SANCTION,
+            Permission.MERCHANT_READ,
+            Permission.MERCHANT_EXPORT,
+        }
+    ),
+    Role.COUNTY_REVIEWER: frozenset(
+        {Permission.MERCHANT_REVIEW, Permission.MERCHANT_READ, Permission.MERCHANT_EXPORT}
+    ),
+    Role.OPERATOR: frozenset(
+        {
+            Permission.MERCHANT_APPLY,
+            Permission.MERCHANT_COMMIT,
+            Permission.MERCHANT_READ,
+            Permission.MERCHANT_EXPORT,
+        }
+    ),
+    Role.MARKET_REGULATOR: frozenset({Permission.MERCHANT_READ}),
+    Role.MERCHANT: frozenset({Permission.MERCHANT_COMMIT, Permission.MERCHANT_READ}),
+    Role.SYSTEM: frozenset(Permission),
+}
+
+
+def forbidden(message: str = "your role may not do this") -> HuiminError:
+    return HuiminError(message, code="forbidden", status=403)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The acting person or job. `jurisdiction` scopes a county reviewer; `merchant_id` a merchant."""
+
+    actor_id: str
+    role: Role
+    jurisdiction: Jurisdiction | None = None
+    merchant_id: str | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.role is Role.COUNTY_REVIEWER and self.jurisdiction is None:
+            raise ValueError("a county reviewer needs a jurisdiction")
+        if self.role is Role.MERCHANT and self.merchant_id is None:
+            raise ValueError("a merchant principal needs its merchant id")
+
+    def can(self, permission: Permission) -> bool:
+        return permission in _GRANTS.get(self.role, frozenset())
+
+    def require(self, permission: Permission) -> None:
+        if not self.can(permission):
+            raise forbidden(f"the {self.role} role may not {permission}")
+
+    def sees_jurisdiction(self, jurisdiction: Jurisdiction) -> bool:
+        return self.jurisdiction is None or self.jurisdiction == jurisdiction
+
+    def require_scope(self, jurisdiction: Jurisdiction, *, what: str, object_id: str) -> None:
+        """Another jurisdiction's object does not exist for this principal: 404, not 403."""
+        if not self.sees_jurisdiction(jurisdiction):
+            raise NotFound(f"no {what} {object_id!r}", code=f"unknown_{what}")
+
+    @classmethod
+    def system(cls, name: str = "cli") -> Principal:
+        return cls(actor_id=f"system:{name}", role=Role.SYSTEM, name=name)
