@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from huimin import __version__
+from huimin.auth.accounts import totp_sealer
+from huimin.auth.endpoints import router as staff_router
 from huimin.auth.service import partner_sealer
 from huimin.campaigns.endpoints import router as campaigns_router
 from huimin.claims.endpoints import router as claims_router
@@ -76,10 +78,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.clock = clock or SystemClock()
     app.state.partner_sealer = partner_sealer(settings.secret_key.get_secret_value())
     app.state.lottery_sealer = lottery_sealer(settings.secret_key.get_secret_value())
+    app.state.totp_sealer = totp_sealer(settings.secret_key.get_secret_value())
     app.state.geofence = default_geofence()
 
     _install_error_handlers(app)
+    _install_security_headers(app)
     app.include_router(campaigns_router)
+    app.include_router(staff_router)
     app.include_router(residents_router)
     app.include_router(claims_router)
 
@@ -88,6 +93,31 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         return {"status": "ok"}
 
     return app
+
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "geolocation=(self), camera=(self), microphone=()",
+}
+# Everything the platform shows is served by the platform itself (government intranets have no
+# internet); the interactive API docs are the one page that loads its viewer from elsewhere.
+_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+
+def _install_security_headers(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        for header, value in _SECURITY_HEADERS.items():
+            response.headers.setdefault(header, value)
+        if not request.url.path.startswith(("/docs", "/redoc")):
+            response.headers.setdefault("Content-Security-Policy", _CSP)
+        if request.url.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
 
 
 def _install_error_handlers(app: FastAPI) -> None:

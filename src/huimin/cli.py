@@ -201,6 +201,80 @@ def union_import(
         err.print(f"  row {problem.row}: {problem.reason}", markup=False, highlight=False)
 
 
+user_app = typer.Typer(help="Console accounts: officials, the operator, merchants.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Option(help="Sign-in name.")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="city_admin, county_reviewer, operator, union_admin, finance, market_regulator, police, pboc, hotline, publicity or merchant."
+        ),
+    ],
+    name: Annotated[str, typer.Option(help="Display name, e.g. 雁江区商务局 张三.")] = "",
+    jurisdiction: Annotated[
+        str | None,
+        typer.Option(help="For county reviewers: yanjiang, anyue, lezhi, gaoxin, linkong (or 雁江区 …)."),
+    ] = None,
+    merchant_id: Annotated[str | None, typer.Option(help="For merchant accounts.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create a console account. Government roles and the operator get a TOTP secret to enrol."""
+    import sys as system
+
+    from huimin.auth.accounts import create_user, totp_sealer
+    from huimin.auth.principals import Role
+    from huimin.kit.terms import Jurisdiction, TermError
+
+    try:
+        chosen_role = Role(role)
+    except ValueError:
+        raise typer.BadParameter(f"unknown role {role!r}", param_hint="--role") from None
+    try:
+        scope = Jurisdiction.parse(jurisdiction) if jurisdiction else None
+    except TermError as error:
+        raise typer.BadParameter(str(error), param_hint="--jurisdiction") from None
+    if password_stdin:
+        password = system.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt(
+            "password (at least 12 characters)", hide_input=True, confirmation_prompt=True
+        )
+    settings = _settings()
+    created = _run(
+        lambda session: create_user(
+            session,
+            username=username,
+            display_name=name,
+            role=chosen_role,
+            password=password,
+            sealer=totp_sealer(settings.secret_key.get_secret_value()),
+            clock=SystemClock(),
+            jurisdiction=scope,
+            merchant_id=merchant_id,
+        ),
+        settings,
+    )
+    typer.echo(f"user {created.user.username} ({created.user.role}) created")
+    if created.totp_secret:
+        typer.echo(f"TOTP secret (enrol it now, it is shown once): {created.totp_secret}")
+        typer.echo(f"otpauth URI: {created.totp_uri}")
+
+
+@user_app.command("unlock")
+def user_unlock(username: Annotated[str, typer.Argument(help="The locked account.")]) -> None:
+    """Unlock an account locked after 5 failed sign-ins."""
+    from huimin.auth.accounts import unlock_user
+
+    _run(lambda session: unlock_user(session, username=username), _settings())
+    typer.echo(f"user {username} unlocked")
+
+
 @round_app.command("add")
 def round_add(
     campaign: Annotated[str, typer.Option(help="Campaign code.")],

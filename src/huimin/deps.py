@@ -3,12 +3,14 @@ the signed partner."""
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from huimin.auth.accounts import resolve_session
 from huimin.auth.domain import PartnerKind, SignedRequest
 from huimin.auth.principals import Principal
 from huimin.auth.service import Partner, authenticate
@@ -18,6 +20,7 @@ from huimin.errors import HuiminError
 from huimin.kit.clock import Clock
 
 __all__ = [
+    "SESSION_COOKIE",
     "AppPartnerDep",
     "ClockDep",
     "SessionDep",
@@ -88,13 +91,36 @@ def _of_kind(kind: PartnerKind) -> object:
     return check
 
 
-def _staff(request: Request) -> Principal:
-    """The signed-in console user (government roles, the operator, merchants), set on the request by
-    the session layer; without one the call is refused."""
+SESSION_COOKIE = "huimin_session"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _staff(request: Request) -> Principal:
+    """The signed-in console user (government roles, the operator, merchants) from the session cookie.
+
+    Idle sessions (30 minutes) end; a cookie-authenticated write must echo the session's CSRF token in
+    `X-CSRF-Token`. A principal already on the request (set by a test harness) is taken as is.
+    """
     principal = getattr(request.state, "principal", None)
-    if not isinstance(principal, Principal):
+    if isinstance(principal, Principal):
+        return principal
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
         raise HuiminError("sign in first", code="not_signed_in", status=401)
-    return principal
+    async with unit_of_work(request.app.state.sessions) as session:
+        active = await resolve_session(session, token=token, clock=request.app.state.clock)
+    if active is None:
+        raise HuiminError(
+            "the session has ended (30 idle minutes or signed out): sign in again",
+            code="session_expired",
+            status=401,
+        )
+    if request.method not in _SAFE_METHODS and not hmac.compare_digest(
+        request.headers.get("X-CSRF-Token", ""), active.csrf_token
+    ):
+        raise HuiminError("missing or wrong X-CSRF-Token", code="csrf_failed", status=403)
+    request.state.principal = active.principal
+    return active.principal
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session)]
