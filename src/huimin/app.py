@@ -29,6 +29,7 @@ from huimin.db import create_engine, create_sessionmaker
 from huimin.eligibility.endpoints import router as residents_router
 from huimin.eligibility.geofence import default_geofence
 from huimin.errors import HuiminError
+from huimin.idempotency.service import RedisAnswers
 from huimin.kit.clock import Clock, SystemClock
 from huimin.redis_client import connect_redis
 
@@ -61,6 +62,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.sessions = create_sessionmaker(engine)
         redis = connect_redis(settings) if settings.claims_backend == "redis" else None
         app.state.claim_gate = RedisGate(redis) if redis is not None else SqlGate()
+        # with the Redis gate, claim answers live in Redis too, so a refused claim writes nothing to the database
+        app.state.idempotency_answers = RedisAnswers(redis) if redis is not None else None
         try:
             yield
         finally:

@@ -335,3 +335,18 @@ async def test_the_app_serves_claims_through_the_redis_gate(
                     path, body, **{"Idempotency-Key": "redis-app-0001"}
                 )  # same key: not stored
                 assert claimed.status_code == 201, claimed.text
+                again = await client.post(path, body, **{"Idempotency-Key": "redis-app-0001"})
+                assert again.json() == claimed.json()  # the answer kept in Redis
+                moved = {**body, "location": {**ZIYANG_CENTRE, "crs": "wgs84"}}
+                other = await client.post(path, moved, **{"Idempotency-Key": "redis-app-0001"})
+                assert other.json()["code"] == "idempotency_mismatch"
+
+                redis = Redis.from_url(server.url)
+                await redis.flushall()  # Redis loses everything, answers included
+                async with unit_of_work(sessions) as session:
+                    await claims.reconcile_gate(session, gate=app.state.claim_gate, clock=clock)
+                retried = await client.post(path, body, **{"Idempotency-Key": "redis-app-0001"})
+                assert retried.status_code == 201
+                assert retried.json()["voucher_id"] == claimed.json()["voucher_id"]  # found in the database
+                assert await vouchers(sessions) == 1
+                await redis.aclose()

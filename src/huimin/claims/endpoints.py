@@ -92,6 +92,7 @@ async def claim(
         digest=request_digest("POST", signed_path(request), body.model_dump(mode="json")),
         clock=clock,
         work=work,
+        store=request.app.state.idempotency_answers,
     )
     if status >= 400:  # a stored refusal, replayed: the same answer as the first time
         raise HuiminError(answer.get("message", ""), code=answer.get("code"), status=status)

@@ -243,3 +243,14 @@ class ClaimsRepository:
             ClaimCounterRow.scope.like(f"r:{round_id}:b:%")
         )
         return [(row[0], row[1], row[2]) for row in await self.session.execute(query)]
+
+    async def voucher_by_key(
+        self, resident_id: str, round_id: str, batch_id: str, key: str
+    ) -> VoucherRow | None:
+        query = select(VoucherRow).where(
+            VoucherRow.resident_id == resident_id,
+            VoucherRow.round_id == round_id,
+            VoucherRow.batch_id == batch_id,
+            VoucherRow.idempotency_key == key,
+        )
+        return await self.session.scalar(query)

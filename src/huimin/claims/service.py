@@ -85,6 +85,16 @@ async def claim_voucher(
         session, resident=resident, batch=batch, location=location, geofence=geofence
     )
     verdict = await gate.admit(round_.id, batch.id, resident.person_id, batch.per_person_per_round)
+    if idempotency_key and isinstance(gate, RedisGate) and verdict in ("ok", "limit_reached"):
+        # Redis keeps idempotency answers without persistence: a retry whose answer Redis lost finds
+        # the voucher its first attempt committed, and gets it again instead of a second one.
+        earlier = await ClaimsRepository(session).voucher_by_key(
+            resident.id, round_.id, batch.id, idempotency_key
+        )
+        if earlier is not None:
+            if verdict == "ok":
+                await gate.release(round_.id, batch.id, resident.person_id)
+            return Claimed(earlier, batch)
     if verdict == "sold_out":
         raise ClaimRefused.sold_out()
     if verdict == "limit_reached":

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -19,6 +20,9 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -28,7 +32,7 @@ from huimin.errors import ConflictError, HuiminError, InvalidInput, Problem
 from huimin.idempotency.models import IdempotencyKeyRow
 from huimin.kit.clock import Clock
 
-__all__ = ["LEASE", "Answer", "request_digest", "run_once"]
+__all__ = ["LEASE", "Answer", "RedisAnswers", "request_digest", "run_once"]
 
 LEASE = timedelta(seconds=60)
 _KEY = re.compile(r"[A-Za-z0-9_\-:.]{8,128}")
@@ -49,7 +53,10 @@ async def run_once(
     digest: str,
     clock: Clock,
     work: Callable[[AsyncSession], Awaitable[Answer]],
+    store: RedisAnswers | None = None,
 ) -> Answer:
+    """Run `work` once per (partner, key). With `store`, reservations and answers live in Redis instead
+    of the database, so that a refused claim at a flash release costs no database write."""
     if not key:
         raise HuiminError(
             "this request moves stock or money: send an Idempotency-Key header",
@@ -59,6 +66,10 @@ async def run_once(
         raise InvalidInput(
             [Problem("Idempotency-Key", "must be 8-128 characters of [A-Za-z0-9_-:.]")],
             code="invalid_idempotency_key",
+        )
+    if store is not None:
+        return await _run_with_redis(
+            store, sessions, partner_id=partner_id, key=key, digest=digest, work=work
         )
     stored = await _reserve(sessions, partner_id=partner_id, key=key, digest=digest, clock=clock)
     if stored is not None:
@@ -150,3 +161,103 @@ async def _release(sessions: async_sessionmaker[AsyncSession], partner_id: str, 
                 IdempotencyKeyRow.state == "in_progress",
             )
         )
+
+
+def _mismatch() -> HuiminError:
+    return HuiminError(
+        "this Idempotency-Key was used for a different request", code="idempotency_mismatch", status=422
+    )
+
+
+def _in_progress() -> HuiminError:
+    return ConflictError(
+        "the request with this Idempotency-Key is in progress", code="idempotency_in_progress"
+    )
+
+
+class RedisAnswers:
+    """Idempotency reservations and answers in Redis (the claim path of the production shape).
+
+    Redis may lose them (no persistence, failover). That costs no double effect: a claim's voucher
+    records its key, and a retry that finds no answer here finds the voucher (see
+    `claims.service.claim_voucher`); the per-person limits in the database bound the rest.
+    """
+
+    def __init__(self, redis: Redis | RedisCluster, ttl: timedelta = timedelta(days=7)) -> None:
+        self.redis = redis
+        self.ttl = ttl
+
+    @staticmethod
+    def _key(partner_id: str, key: str) -> str:
+        return f"huimin:idem:{{{partner_id}}}:{key}"
+
+    async def reserve(self, partner_id: str, key: str, digest: str) -> Answer | None:
+        name = self._key(partner_id, key)
+        record = json.dumps({"digest": digest, "state": "in_progress"})
+        if await self.redis.set(name, record, nx=True, ex=int(LEASE.total_seconds())):
+            return None
+        raw = await self.redis.get(name)
+        if raw is None:
+            raise _in_progress()  # expired between the two calls: the client's retry will go through
+        stored = json.loads(raw)
+        if stored["digest"] != digest:
+            raise _mismatch()
+        if stored["state"] == "done":
+            return int(stored["status"]), dict(stored["body"])
+        raise _in_progress()
+
+    async def store(self, partner_id: str, key: str, digest: str, status: int, body: dict[str, Any]) -> None:
+        record = json.dumps(
+            {"digest": digest, "state": "done", "status": status, "body": body}, ensure_ascii=False
+        )
+        await self.redis.set(self._key(partner_id, key), record, ex=int(self.ttl.total_seconds()))
+
+    async def release(self, partner_id: str, key: str) -> None:
+        await self.redis.delete(self._key(partner_id, key))
+
+
+async def _run_with_redis(
+    store: RedisAnswers,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    partner_id: str,
+    key: str,
+    digest: str,
+    work: Callable[[AsyncSession], Awaitable[Answer]],
+) -> Answer:
+    try:
+        stored = await store.reserve(partner_id, key, digest)
+    except RedisError:
+        raise HuiminError(
+            "claims are paused: retry shortly", code="claims_paused", status=503, final=False
+        ) from None
+    if stored is not None:
+        return stored
+    try:
+        async with unit_of_work(sessions) as session:
+            status, body = await work(session)
+    except HuiminError as error:
+        if error.status >= 500 or not error.final:
+            await _forget(store, partner_id, key)
+        else:
+            await _remember(store, partner_id, key, digest, error.status, error.body())
+        raise
+    except BaseException:
+        await _forget(store, partner_id, key)
+        raise
+    # Committed: the effect exists. If Redis fails to keep the answer now, the reservation lapses after
+    # LEASE and a retry finds the voucher in the database instead.
+    await _remember(store, partner_id, key, digest, status, body)
+    return status, body
+
+
+async def _remember(
+    store: RedisAnswers, partner_id: str, key: str, digest: str, status: int, body: dict[str, Any]
+) -> None:
+    with contextlib.suppress(RedisError):
+        await store.store(partner_id, key, digest, status, body)
+
+
+async def _forget(store: RedisAnswers, partner_id: str, key: str) -> None:
+    with contextlib.suppress(RedisError):
+        await store.release(partner_id, key)
