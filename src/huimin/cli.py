@@ -23,6 +23,7 @@ from huimin.errors import HuiminError, InvalidInput
 from huimin.kit.clock import SystemClock, to_local
 from huimin.kit.money import Fen
 from huimin.kit.terms import Category
+from huimin.merchants.cli import merchant_app
 
 app = typer.Typer(
     pretty_exceptions_enable=False,  # plain tracebacks: rich ones print local variables, secrets included
@@ -36,6 +37,7 @@ partner_app = typer.Typer(help="Partner keys for the payment app and till termin
 app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(partner_app, name="partner")
+app.add_typer(merchant_app, name="merchant")
 round_app = typer.Typer(help="Rounds (场次): extra rounds (加场).", no_args_is_help=True)
 claims_app = typer.Typer(help="Claims: expiry and recycling.", no_args_is_help=True)
 lottery_app = typer.Typer(help="Lottery rounds (摇号): commit, draw, verify.", no_args_is_help=True)

@@ -12,6 +12,7 @@ MODEL_MODULES = (
     "huimin.eligibility.models",
     "huimin.claims.models",
     "huimin.idempotency.models",
+    "huimin.merchants.models",
 )
 
 

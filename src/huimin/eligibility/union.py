@@ -8,17 +8,10 @@ masked display form: the clear ID number never leaves `import_members`.
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-import unicodedata
-import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from openpyxl import load_workbook
-from openpyxl.utils.exceptions import InvalidFileException
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,9 +20,23 @@ from huimin.eligibility.models import UnionMemberRow
 from huimin.errors import InvalidInput, Problem
 from huimin.kit.clock import Clock
 from huimin.kit.hashing import KeyedHasher, mask, normalise_identifier
+from huimin.kit.sheets import (
+    HEADER_SEARCH_ROWS,
+    NUMBER_LOST,
+    CellValue,
+    RowProblem,
+    SheetError,
+    cell_at,
+    data_rows,
+    find_header_row,
+    header_key,
+    looks_scientific,
+    read_rows,
+)
 
 __all__ = [
     "ID_NUMBER_HEADERS",
+    "NUMBER_LOST",
     "ImportReport",
     "MemberRow",
     "RowProblem",
@@ -44,13 +51,8 @@ UNION_HEADERS = ("工会", "所属工会", "union")
 # A name column (姓名 / name) is deliberately never read: membership needs only the ID number's hash,
 # and a stored name would be one more piece of personal information to protect.
 
-NUMBER_LOST = "stored as a number, digits lost: format the column as text"
-# What a CSV saved from Excel holds when the column was numeric: "5.12002E+17".
-_SCIENTIFIC = re.compile(r"\d+(\.\d*)?E\+?\d+")
 _CHUNK = 500
 _SOURCE_LENGTH = 200  # UnionMemberRow.source
-
-CellValue = str | int | float | None
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,6 @@ class MemberRow:
     row: int  # as the spreadsheet shows it: the header is row 1
     id_number: CellValue  # text, or a number when Excel stored the column as numbers
     union: str | None = None  # the member's grass-roots union (基层工会), when the file names one
-
-
-@dataclass(frozen=True)
-class RowProblem:
-    row: int
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -86,73 +82,18 @@ def read_member_rows(path: Path) -> list[MemberRow]:
     Raises InvalidInput (code invalid_member_file) for an unsupported or unreadable file, and for a
     header row without an ID number column.
     """
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        rows = _csv_rows(path)
-    elif suffix == ".xlsx":
-        rows = _xlsx_rows(path)
-    else:
-        raise _file_error(
-            f"unsupported file type {path.suffix or '(none)'!r}: save the member list as .xlsx or .csv"
-        )
-    return _member_rows(rows)
-
-
-def _csv_rows(path: Path) -> list[list[CellValue]]:
-    data = path.read_bytes()
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Excel and WPS on Chinese Windows save "CSV" in the ANSI code page: GBK, a subset of GB18030.
-        try:
-            text = data.decode("gb18030")
-        except UnicodeDecodeError:
-            raise _file_error("the CSV file is neither UTF-8 nor GB18030 text") from None
-    return [list(record) for record in csv.reader(io.StringIO(text, newline=""))]
-
-
-def _xlsx_rows(path: Path) -> list[list[CellValue]]:
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError):
-        raise _file_error("not a readable .xlsx workbook") from None
-    try:
-        if not workbook.worksheets:
-            raise _file_error("the workbook has no worksheet")
-        sheet = workbook.worksheets[0]
-        # Some exporters write a wrong <dimension>; read-only mode would trust it and cut rows off.
-        sheet.reset_dimensions()
-        return [[_cell(value) for value in row] for row in sheet.iter_rows(values_only=True)]
-    finally:
-        workbook.close()
-
-
-def _cell(value: object) -> CellValue:
-    if value is None or (isinstance(value, str | int | float) and not isinstance(value, bool)):
-        return value
-    return str(value)  # a date or a boolean where an ID number should be: reported as not one
-
-
-_HEADER_SEARCH_ROWS = 5
-
-
-def _member_rows(rows: Sequence[list[CellValue]]) -> list[MemberRow]:
+        rows = read_rows(path, what="the member list")
+    except SheetError as error:
+        raise _file_error(str(error)) from None
     if not rows:
         raise _file_error(f"the file is empty: row 1 must be a header naming {_accepted()}")
-    # Exports from office systems often put a title line or two above the header: look a few rows down.
-    header_index = next(
-        (
-            index
-            for index, values in enumerate(rows[:_HEADER_SEARCH_ROWS])
-            if any(_header(value) in ID_NUMBER_HEADERS for value in values)
-        ),
-        0,
-    )
-    headers = [_header(value) for value in rows[header_index]]
+    header_index = find_header_row(rows, ID_NUMBER_HEADERS) or 0
+    headers = [header_key(value) for value in rows[header_index]]
     id_columns = [index for index, name in enumerate(headers) if name in ID_NUMBER_HEADERS]
     if not id_columns:
         raise _file_error(
-            f"no ID number column: a header row within the first {_HEADER_SEARCH_ROWS} rows must name one of {_accepted()}"
+            f"no ID number column: a header row within the first {HEADER_SEARCH_ROWS} rows must name one of {_accepted()}"
         )
     if len(id_columns) > 1:
         raise _file_error("the header row names more than one ID number column: keep one")
@@ -160,32 +101,20 @@ def _member_rows(rows: Sequence[list[CellValue]]) -> list[MemberRow]:
     union_column = next((index for index, name in enumerate(headers) if name in UNION_HEADERS), None)
 
     members = []
-    for number, values in enumerate(rows[header_index + 1 :], start=header_index + 2):
-        if all(value is None or (isinstance(value, str) and not value.strip()) for value in values):
-            continue
-        union = _at(values, union_column)
+    for number, values in data_rows(rows, header_index):
+        union = cell_at(values, union_column)
         members.append(
             MemberRow(
                 row=number,
-                id_number=_at(values, id_column),
+                id_number=cell_at(values, id_column),
                 union=None if union is None else str(union).strip() or None,
             )
         )
     return members
 
 
-def _header(value: CellValue) -> str:
-    return unicodedata.normalize("NFKC", str(value)).strip().casefold() if value is not None else ""
-
-
 def _accepted() -> str:
     return " / ".join(ID_NUMBER_HEADERS)
-
-
-def _at(values: Sequence[CellValue], index: int | None) -> CellValue:
-    # Rows can be shorter than the header: a CSV line with trailing fields left off, an XLSX row
-    # whose last cells are empty.
-    return values[index] if index is not None and index < len(values) else None
 
 
 def member_id_problem(value: CellValue) -> str | None:
@@ -198,7 +127,7 @@ def member_id_problem(value: CellValue) -> str | None:
         # Excel keeps 15 significant digits; an int survives only when written by another program,
         # and cannot carry a trailing X. Accept it only when all 18 digits check out.
         return NUMBER_LOST if id_number_problem(str(value)) else None
-    if _SCIENTIFIC.fullmatch(normalise_identifier(value)):
+    if looks_scientific(normalise_identifier(value)):
         return NUMBER_LOST
     return id_number_problem(value)
 
