@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from huimin import __version__
@@ -150,6 +151,17 @@ def _install_error_handlers(app: FastAPI) -> None:
             "message": str(error.detail),
         }
         return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(PoolTimeout)
+    async def busy(_request: Request, _error: PoolTimeout) -> JSONResponse:
+        # Every database connection of this worker is in use: say so, so that clients back off and retry
+        # (an idempotent request's key was released, so the retry is safe), instead of a bare 500.
+        log.warning("database connection pool exhausted")
+        return JSONResponse(
+            {"code": "busy", "message": "the server is busy: retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, error: Exception) -> JSONResponse:

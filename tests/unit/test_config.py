@@ -36,3 +36,20 @@ def test_production_starts_with_real_secrets() -> None:
     settings = Settings(env="production", secret_key=SecretStr("s" * 40), hash_key=SecretStr("h" * 40))
     settings.check_production()
     assert create_app(settings).title.startswith("Huimin")
+
+
+async def test_an_exhausted_connection_pool_answers_503_busy() -> None:
+    import httpx
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    app = create_app(Settings())
+
+    @app.get("/_exhausted")
+    async def exhausted() -> None:
+        raise PoolTimeout("QueuePool limit reached")
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        response = await http.get("/_exhausted")
+    assert response.status_code == 503
+    assert response.json()["code"] == "busy"
+    assert response.headers["Retry-After"] == "1"
