@@ -1,0 +1,906 @@
+"""`huimin demo`: the Ziyang 2022 campaign, June to December, on a simulated clock, through the services.
+
+A fresh embedded database, the campaign file as the city loaded it, an app partner, the union's member
+list and a synthetic city (`simulation.city`); then the clock walks through every round in time order. Every claim is `claims.service.claim_voucher` in its own transaction
+(what the claim endpoint runs inside its idempotency wrapper), every lottery entry `enter_lottery`, every
+draw `draw_lottery` followed by `verify_lottery`, and `expire_and_recycle` runs at every local midnight.
+Nothing is written behind the services' backs: a request the API would refuse is refused here.
+
+What residents do:
+
+- at a first-come round (Friday 10:00) residents try, with their own weekly propensity, for one or two
+  everyday batches they like (category taste); people shopping for a car or appliances go for those
+  vouchers at the release, nearly all of them at a batch's first release and about one in three at each
+  later one, until they have what they want. Most press 领取 in the first minutes after 10:00 (the
+  surge), a few a second too early, the rest during the day;
+- at a union lottery (Wednesday 10:00 to Friday 10:00) the operator commits the seed when registration
+  opens, members enter during the window, a few non-members try; at the close the draw runs and is
+  verified from its revealed seed;
+- people learn: after `limit_reached` they stop asking for that batch, and whoever has their car stops
+  asking for car vouchers;
+- the app registers a user through `register_resident` just before their first request (at the round's
+  planning, five minutes before it opens): residents who never try for a voucher never reach the
+  platform, so `residents_registered` is below `residents` in a large city.
+
+Cost. On SQLite a claim is about 10-15 ms of ORM work and a registration about 9 ms (measured on two
+cores), so the walk costs what its requests cost; concurrent waves cost SQLite about 40 % more than the
+same requests one by one (writers queue on BEGIN IMMEDIATE and poll), which is the price of a real surge. The demand knobs below (`EVERYDAY_REQUESTS_PER_ROUND`,
+`LOTTERY_ENTRIES_PER_ROUND`) scale everyone's propensity down evenly in a large city; they bound the
+number of requests, never the rules.
+
+Determinism. The same seed gives the same summary.json. Ids and voucher codes come from `secrets` and
+are not in the summary; everything counted is a function of the seed because concurrency is only used
+where it cannot change an outcome. Requests run in *waves* of up to `SURGE_CONCURRENCY` concurrent
+transactions (`asyncio.gather` under a semaphore: the surge at a release is real concurrency), and a
+wave is cut, in the fixed arrival order, so that
+
+1. no person has two requests in one wave (their limits are read by one transaction at a time), and
+2. no wave holds more claims on a round's batch than that batch has stock left when the wave starts,
+   unless it has none left at all.
+
+Within such a wave every request meets the same database state whatever order the transactions commit
+in: nobody can take a voucher somebody else in the wave would have got, so the interleaving cannot
+change who succeeds. A batch about to sell out is therefore claimed in short waves in arrival order, and
+its last vouchers go to the earliest requests, as a fair queue would give them. The clock stands at the
+wave's last arrival while it runs (a wave spans at most `WAVE_SPAN` and never straddles a release, a
+close or a draw: those are events of their own).
+
+One thing stays random by design: the lottery's seed (`secrets`, committed before registration). The
+draw picks the same *number* of winners from the same entries, and while a draw has no more entries
+than stock (always, within the entry budget: 5,000 union vouchers a week) everybody who entered wins,
+so the summary is still the same. `lotteries_oversubscribed` counts the draws where chance picked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import json
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from huimin.auth.domain import PartnerKind
+from huimin.auth.service import create_partner, partner_sealer
+from huimin.campaigns import service as campaigns
+from huimin.campaigns.domain import ClaimMode
+from huimin.campaigns.models import BatchRow, CampaignRow, RoundBatchRow, RoundRow, StockShardRow
+from huimin.claims import flows
+from huimin.claims import service as claims
+from huimin.claims.lottery import lottery_sealer
+from huimin.claims.models import LotteryEntryRow, StockMovementRow, VoucherEventRow, VoucherRow
+from huimin.config import Settings
+from huimin.db import create_engine, create_sessionmaker, unit_of_work
+from huimin.eligibility import service as eligibility
+from huimin.eligibility.geofence import Geofence, default_geofence
+from huimin.eligibility.models import UnionMemberRow
+from huimin.eligibility.schemas import ResidentIn
+from huimin.errors import ConfigurationError, HuiminError
+from huimin.kit.clock import ManualClock, local_datetime, to_local
+from huimin.kit.hashing import mask, normalise_identifier
+from huimin.kit.sealing import Sealer
+from huimin.kit.terms import Category, District
+from huimin.migrate import upgrade
+from huimin.simulation.city import City, Resident, build_city
+
+__all__ = ["CAMPAIGN_FILE", "PENDING", "SUMMARY_FILE", "campaign_file", "run_demo"]
+
+CAMPAIGN_FILE = "ziyang-2022.toml"
+SUMMARY_FILE = "summary.json"
+DATABASE_FILE = "huimin-demo.db"
+
+PENDING = (
+    "vouchers_redeemed",
+    "redemption_rate",
+    "subsidy_settled_fen",
+    "consumption_driven_fen",
+    "leverage",
+    "recovered_fen",
+    "alerts",
+    "cases_confirmed",
+)
+"""Summary keys of parts not built yet (merchants, redemption, settlement, risk, recovery): null for now."""
+
+SURGE_CONCURRENCY = 20  # concurrent claim transactions at a release
+MAX_WAVE = 200
+WAVE_SPAN = timedelta(seconds=2)  # requests further apart than this are not simultaneous
+REGISTRATION_CHUNK = 500  # residents registered per transaction (each through register_resident)
+
+# Demand. One claim costs about 15 ms of ORM work on SQLite (the services' real statements), so the walk's
+# cost is its number of requests: the knobs below bound it, the rules are never relaxed. Each resident's
+# weekly propensity (5-25 %, see `city`) is scaled down evenly when the city would send more everyday
+# requests per round than the budget; lottery entries likewise. Big-ticket shoppers are not scaled: they
+# are what makes the car and appliance batches sell out at the release.
+EVERYDAY_REQUESTS_PER_ROUND = 60  # expected everyday claims per first-come round, at most
+LOTTERY_ENTRIES_PER_ROUND = 30  # expected member entries per lottery, at most
+LOTTERY_ENTRY_SHARE = 0.6  # members who enter a given week, when the budget allows
+NON_MEMBER_ENTRY_SHARE = 0.0005  # non-members who try to enter anyway
+LAUNCH_EAGERNESS = 0.9  # big-ticket shoppers who try at a batch's first release (pent-up demand)
+BIG_TICKET_EAGERNESS = 0.3  # ... and at each later release, until they have what they want
+EARLY_SHARE = 0.01  # requests sent a moment before the release
+SURGE_SHARE = 0.75  # everyday claims in the minutes after the release; the rest come during the day
+SURGE_MEAN_SECONDS = 120.0
+BIG_TICKET_MEAN_SECONDS = 20.0
+ENTRY_MEAN_SECONDS = 6 * 3600.0
+
+
+def campaign_file() -> Path:
+    """The Ziyang campaign file in the repository's campaigns/ directory."""
+    path = Path(__file__).parents[3] / "campaigns" / CAMPAIGN_FILE
+    if not path.is_file():
+        raise ConfigurationError(
+            f"the demo needs the campaign file {path}: run it from a checkout of the repository "
+            "(campaigns/ is not part of the installed package)"
+        )
+    return path
+
+
+async def run_demo(
+    *, residents: int, seed: int, out: Path, database_url: str | None = None, progress: bool = True
+) -> dict[str, Any]:
+    """Run the whole campaign on a fresh database and write `out/summary.json`; returns the summary.
+
+    The default database is a new SQLite file `out/huimin-demo.db` (an existing one is replaced); a
+    `database_url` must name a migrated-or-empty database without the campaign (it is never deleted).
+    With `progress`, rich progress bars show each phase and a final table and the timings are printed;
+    timings are never part of the summary, so the same seed writes the same file.
+    """
+    if residents < 1:
+        raise ValueError("the demo needs at least one resident")
+    source, url = _prepare(out, database_url)
+    console = Console(quiet=not progress)
+    timings: dict[str, float] = {}
+    with _progress(console) as bars:
+        with _phase(bars, timings, "city", f"synthetic city of {residents:,} residents"):
+            city = build_city(residents=residents, seed=seed)
+        with _phase(bars, timings, "database", "database schema"):
+            await asyncio.to_thread(upgrade, url)
+        engine = create_engine(url)
+        try:
+            with _phase(bars, timings, "set-up", "campaign, app partner, union member list"):
+                demo = await _Demo.set_up(
+                    sessions=create_sessionmaker(engine),
+                    settings=Settings(database_url=url),
+                    city=city,
+                    source=source,
+                    seed=seed,
+                )
+                await demo.import_union_list()
+            with _timed(timings, "campaign"):
+                await demo.walk(bars)
+            timings["of which registration"] = demo.registration_seconds
+            with _phase(bars, timings, "summary", "summary and invariants"):
+                summary = await demo.summary()
+        finally:
+            await engine.dispose()
+    (out / SUMMARY_FILE).write_text(
+        json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    _report(console, summary, timings, out / SUMMARY_FILE)
+    return summary
+
+
+# --- the run ------------------------------------------------------------------------------------------
+
+
+Kind = Literal["claim", "entry"]
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One request a resident's app sends."""
+
+    kind: Kind
+    resident: int  # serial in the city
+    round: RoundRow
+    batch: BatchRow
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class _Event:
+    """Something that happens at an instant: a request, or a job of the campaign's calendar."""
+
+    kind: Literal["attempt", "plan", "boundary", "draw", "midnight"]
+    attempt: _Attempt | None = None
+    round: RoundRow | None = None
+
+
+# Same instant: calendar jobs before requests (the release before the first claim at 10:00:00, the draw
+# before the claims of the same Friday morning).
+_PRIORITY = {"midnight": 0, "boundary": 0, "plan": 0, "draw": 1, "attempt": 2}
+
+
+@dataclass
+class _Tally:
+    claim_outcomes: Counter[str] = field(default_factory=Counter)
+    entry_outcomes: Counter[str] = field(default_factory=Counter)
+    draws: int = 0
+    lotteries_verified: int = 0
+    lotteries_oversubscribed: int = 0
+    sold_out: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # batch -> rounds
+
+
+class _Demo:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        city: City,
+        seed: int,
+        clock: ManualClock,
+        campaign: CampaignRow,
+        partner_id: str,
+    ) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self.city = city
+        self.seed = seed
+        self.clock = clock
+        self.campaign = campaign
+        self.partner_id = partner_id
+        self.geofence: Geofence = default_geofence()
+        self.sealer: Sealer = lottery_sealer(settings.secret_key.get_secret_value())
+        self.resident_ids: dict[int, str] = {}  # serial -> resident id, once registered
+        self.registration_seconds = 0.0
+        self.tally = _Tally()
+        self.semaphore = asyncio.Semaphore(SURGE_CONCURRENCY)
+        self.events: list[tuple[datetime, int, int, _Event]] = []
+        self.sequence = itertools.count()
+        self.stock: dict[tuple[str, str], int] = {}  # remaining stock known at the start of a wave
+        self.given_up: set[tuple[int, str]] = set()  # (resident, batch id) after limit_reached
+        self.got: Counter[tuple[int, str]] = Counter()  # big-ticket vouchers each resident has
+        self.released: set[str] = set()  # batches released at least once (first-come)
+        # the demand budget (see EVERYDAY_REQUESTS_PER_ROUND): how much of their propensity people use
+        expected = sum(resident.propensity for resident in city.residents) * 4 / 3  # 1 or 2 batches
+        self.everyday_scale = min(1.0, EVERYDAY_REQUESTS_PER_ROUND / expected)
+        members = sum(1 for resident in city.residents if resident.union_member)
+        self.entry_share = min(LOTTERY_ENTRY_SHARE, LOTTERY_ENTRIES_PER_ROUND / max(members, 1))
+
+    @classmethod
+    async def set_up(
+        cls,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        city: City,
+        source: str,
+        seed: int,
+    ) -> _Demo:
+        """Load the campaign and create the payment app's partner key, on 2022-06-01 00:00 local."""
+        clock = ManualClock(local_datetime(date(2022, 6, 1), datetime.min.time()))
+        async with unit_of_work(sessions) as session:
+            loaded = await campaigns.load_campaign(session, text=source, clock=clock)
+            partner = await create_partner(
+                session,
+                name="惠民 demo payment app",
+                kind=PartnerKind.APP,
+                sealer=partner_sealer(settings.secret_key.get_secret_value()),
+                clock=clock,
+            )
+            if not loaded.created:
+                raise ConfigurationError(
+                    f"campaign {loaded.code} is already in {_redacted(sessions)}: the demo needs an empty database"
+                )
+            campaign = await campaigns.get_campaign(session, campaign_id=loaded.campaign_id)
+        return cls(
+            sessions=sessions,
+            settings=settings,
+            city=city,
+            seed=seed,
+            clock=clock,
+            campaign=campaign,
+            partner_id=partner.partner.id,
+        )
+
+    # --- registration ---------------------------------------------------------------------------------
+
+    async def import_union_list(self) -> None:
+        """The trade union's member list (市总工会), as keyed hashes of the members' ID numbers."""
+        now = self.clock.now()
+        async with unit_of_work(self.sessions) as session:
+            session.add_all(
+                UnionMemberRow(
+                    id_number_digest=self.settings.hasher.digest(
+                        "id_number", normalise_identifier(resident.id_number)
+                    ),
+                    id_number_masked=mask(resident.id_number),
+                    source="demo: 资阳市总工会 member list (synthetic)",
+                    imported_at=now,
+                )
+                for resident in self.city.residents
+                if resident.union_member
+            )
+
+    async def _register(self, serials: set[int]) -> None:
+        """Residents about to use the voucher page for the first time: the app registers them through
+        `register_resident` (a chunk per transaction, in serial order). Residents who never try for a
+        voucher never reach the platform, as in a real app."""
+        new = sorted(serial for serial in serials if serial not in self.resident_ids)
+        started = time.perf_counter()
+        for start in range(0, len(new), REGISTRATION_CHUNK):
+            async with unit_of_work(self.sessions) as session:
+                for serial in new[start : start + REGISTRATION_CHUNK]:
+                    resident = self.city.residents[serial]
+                    registered = await eligibility.register_resident(
+                        session,
+                        partner_id=self.partner_id,
+                        data=ResidentIn(
+                            app_user_id=resident.app_user_id,
+                            real_name_verified=resident.real_name_verified,
+                            id_number=resident.id_number,
+                            phone=resident.phone,
+                            device_id=resident.device_id,
+                        ),
+                        hasher=self.settings.hasher,
+                        clock=self.clock,
+                    )
+                    self.resident_ids[serial] = registered.resident.id
+        self.registration_seconds += time.perf_counter() - started
+
+    # --- the walk -------------------------------------------------------------------------------------
+
+    async def walk(self, bars: Progress) -> None:
+        """Every event of the campaign in time order; `expire_and_recycle` at every local midnight."""
+        for round_ in self.campaign.rounds:
+            self._push(round_.opens_at - timedelta(minutes=5), _Event("plan", round=round_))
+            self._push(round_.opens_at, _Event("boundary"))
+            self._push(round_.closes_at, _Event("draw" if _is_lottery(round_) else "boundary", round=round_))
+        first_day = to_local(self.clock.now()).date()
+        last_day = self.campaign.ends_on + timedelta(days=1)
+        days = (last_day - first_day).days
+        for offset in range(1, days + 1):
+            self._push(
+                local_datetime(first_day + timedelta(days=offset), datetime.min.time()), _Event("midnight")
+            )
+        task = bars.add_task("campaign 2022-06-01", total=days)
+        while self.events:
+            at, _, _, event = heapq.heappop(self.events)
+            if event.kind == "attempt":
+                await self._wave(at, event)
+                continue
+            self.clock.set(at)
+            self.stock.clear()  # calendar jobs move stock; read it again before the next wave
+            if event.kind == "plan":
+                assert event.round is not None  # noqa: S101 (pushed with its round)
+                await self._plan(event.round)
+            elif event.kind == "draw":
+                assert event.round is not None  # noqa: S101
+                await self._draw(event.round)
+            elif event.kind == "midnight":
+                await self._expire()
+                bars.update(task, advance=1, description=f"campaign {to_local(at):%Y-%m-%d}")
+
+    def _push(self, at: datetime, event: _Event) -> None:
+        heapq.heappush(self.events, (at, _PRIORITY[event.kind], next(self.sequence), event))
+
+    async def _plan(self, round_: RoundRow) -> None:
+        """Decide who sends what to this round, and when (a random stream of its own per round)."""
+        rng = random.Random(f"{self.seed}/{round_.code}")  # noqa: S311 (reproducible behaviour, not a secret)
+        if _is_lottery(round_):
+            async with unit_of_work(self.sessions) as session:
+                # the operator publishes the seed's SHA-256 before the first entry (huimin lottery commit)
+                await claims.commit_seed(session, round_id=round_.id, sealer=self.sealer, clock=self.clock)
+            planned = [
+                entry
+                for resident in self.city.residents
+                for batch in _released(round_)
+                if (entry := self._plan_entry(rng, round_, batch, resident))
+            ]
+        else:
+            planned = self._plan_claims(rng, round_)
+        await self._register({attempt.resident for _, attempt in planned})
+        for at, attempt in planned:
+            self._push(at, _Event("attempt", attempt=attempt))
+
+    def _plan_claims(self, rng: random.Random, round_: RoundRow) -> list[tuple[datetime, _Attempt]]:
+        planned = []
+        batches = [batch for batch in _released(round_) if not batch.members_only]
+        everyday = [batch for batch in batches if not batch.big_ticket]
+        eagerness = {
+            batch.id: BIG_TICKET_EAGERNESS if batch.id in self.released else LAUNCH_EAGERNESS
+            for batch in batches
+        }
+        self.released.update(batch.id for batch in batches)
+        for resident in self.city.residents:
+            for batch in batches:
+                if (
+                    batch.big_ticket
+                    and self._shops_for(resident, batch)
+                    and rng.random() < eagerness[batch.id]
+                ):
+                    planned.append(self._plan_claim(rng, round_, batch, resident, BIG_TICKET_MEAN_SECONDS))
+            if rng.random() < resident.propensity * self.everyday_scale:
+                liked = [(batch, self._likes(resident, batch)) for batch in everyday]
+                for batch in _pick(rng, liked, rng.choice((1, 1, 2))):
+                    planned.append(self._plan_claim(rng, round_, batch, resident, SURGE_MEAN_SECONDS))
+        return planned
+
+    def _shops_for(self, resident: Resident, batch: BatchRow) -> bool:
+        if (resident.serial, batch.id) in self.given_up:
+            return False
+        wanted = 0
+        if Category.CARS in batch.categories:
+            wanted = resident.wants_car
+        elif Category.APPLIANCES in batch.categories:
+            wanted = resident.wants_appliances
+        return self.got[(resident.serial, batch.id)] < wanted
+
+    def _likes(self, resident: Resident, batch: BatchRow) -> float:
+        if (resident.serial, batch.id) in self.given_up:
+            return 0.0
+        return max((resident.taste.get(Category(code), 0.0) for code in batch.categories), default=0.0)
+
+    def _plan_claim(
+        self, rng: random.Random, round_: RoundRow, batch: BatchRow, resident: Resident, mean: float
+    ) -> tuple[datetime, _Attempt]:
+        window = (round_.closes_at - round_.opens_at).total_seconds() - 1.0
+        draw = rng.random()
+        if draw < EARLY_SHARE:
+            seconds = -rng.uniform(0.5, 5.0)
+        elif mean == BIG_TICKET_MEAN_SECONDS or draw < SURGE_SHARE:
+            seconds = min(rng.expovariate(1.0 / mean), window)
+        else:
+            seconds = rng.uniform(0.0, window)
+        at = round_.opens_at + timedelta(seconds=round(seconds, 3))
+        key = f"demo-{round_.code}-{resident.serial}-{batch.code}"
+        return at, _Attempt("claim", resident.serial, round_, batch, idempotency_key=key)
+
+    def _plan_entry(
+        self, rng: random.Random, round_: RoundRow, batch: BatchRow, resident: Resident
+    ) -> tuple[datetime, _Attempt] | None:
+        share = self.entry_share if resident.union_member else NON_MEMBER_ENTRY_SHARE
+        if (resident.serial, batch.id) in self.given_up or rng.random() >= share:
+            return None
+        window = (round_.closes_at - round_.opens_at).total_seconds() - 60.0
+        seconds = min(rng.expovariate(1.0 / ENTRY_MEAN_SECONDS), window)
+        at = round_.opens_at + timedelta(seconds=round(seconds, 3))
+        return at, _Attempt("entry", resident.serial, round_, batch)
+
+    async def _wave(self, at: datetime, first: _Event) -> None:
+        """`first` and the requests right after it that cannot influence each other (see the module's
+        docstring), run concurrently; outcomes are recorded in arrival order."""
+        assert first.attempt is not None  # noqa: S101 (attempt events carry their attempt)
+        wave = [first.attempt]
+        people = {first.attempt.resident}
+        claims_on: Counter[tuple[str, str]] = Counter()
+        await self._count_claim(first.attempt, claims_on)
+        last = at
+        while self.events and len(wave) < MAX_WAVE:
+            next_at, _, _, event = self.events[0]
+            attempt = event.attempt
+            if attempt is None or next_at - at > WAVE_SPAN or attempt.resident in people:
+                break
+            if attempt.kind == "claim":
+                key = (attempt.round.id, attempt.batch.id)
+                left = await self._remaining(key)
+                if left and claims_on[key] >= left:
+                    break
+                claims_on[key] += 1
+            heapq.heappop(self.events)
+            wave.append(attempt)
+            people.add(attempt.resident)
+            last = next_at
+        self.clock.set(last)
+        outcomes = await asyncio.gather(*(self._send(attempt) for attempt in wave))
+        for attempt, outcome in zip(wave, outcomes, strict=True):
+            self._record(attempt, outcome)
+
+    async def _count_claim(self, attempt: _Attempt, claims_on: Counter[tuple[str, str]]) -> None:
+        if attempt.kind == "claim":
+            key = (attempt.round.id, attempt.batch.id)
+            await self._remaining(key)
+            claims_on[key] += 1
+
+    async def _remaining(self, key: tuple[str, str]) -> int:
+        if key not in self.stock:
+            async with self.sessions() as session:
+                left = await session.scalar(
+                    select(func.coalesce(func.sum(StockShardRow.remaining), 0)).where(
+                        StockShardRow.round_id == key[0], StockShardRow.batch_id == key[1]
+                    )
+                )
+            self.stock[key] = int(left or 0)
+        return self.stock[key]
+
+    async def _send(self, attempt: _Attempt) -> str:
+        """The request as the payment app sends it; its outcome is "ok" or the refusal's code."""
+        resident = self.city.residents[attempt.resident]
+        resident_id = self.resident_ids[attempt.resident]
+        async with self.semaphore:
+            try:
+                if attempt.kind == "entry":
+                    async with unit_of_work(self.sessions) as session:
+                        await claims.enter_lottery(
+                            session,
+                            partner_id=self.partner_id,
+                            resident_id=resident_id,
+                            round_id=attempt.round.id,
+                            batch_id=attempt.batch.id,
+                            location=resident.location,
+                            geofence=self.geofence,
+                            sealer=self.sealer,
+                            clock=self.clock,
+                        )
+                    return "ok"
+                await self._claim(attempt, resident, resident_id)
+            except HuiminError as refusal:
+                return refusal.code
+        return "ok"
+
+    async def _claim(self, attempt: _Attempt, resident: Resident, resident_id: str) -> None:
+        """POST /api/v1/rounds/{round}/claims without HTTP: the service the endpoint calls, in one
+        transaction, with the request's Idempotency-Key stored on the voucher."""
+        async with unit_of_work(self.sessions) as session:
+            await claims.claim_voucher(
+                session,
+                partner_id=self.partner_id,
+                resident_id=resident_id,
+                round_id=attempt.round.id,
+                batch_id=attempt.batch.id,
+                location=resident.location,
+                geofence=self.geofence,
+                clock=self.clock,
+                idempotency_key=attempt.idempotency_key,
+            )
+
+    def _record(self, attempt: _Attempt, outcome: str) -> None:
+        serial, batch = attempt.resident, attempt.batch
+        if attempt.kind == "entry":
+            self.tally.entry_outcomes[outcome] += 1
+            if outcome in ("limit_reached", "not_union_member"):
+                self.given_up.add((serial, batch.id))
+            return
+        self.tally.claim_outcomes[outcome] += 1
+        if outcome == "ok":
+            self.got[(serial, batch.id)] += 1
+            self.stock[(attempt.round.id, batch.id)] -= 1
+        elif outcome == "limit_reached":
+            self.given_up.add((serial, batch.id))
+        elif outcome == "sold_out":
+            self.tally.sold_out[batch.code].add(attempt.round.code)
+
+    async def _draw(self, round_: RoundRow) -> None:
+        async with unit_of_work(self.sessions) as session:
+            report = await flows.draw_lottery(
+                session, round_id=round_.id, sealer=self.sealer, clock=self.clock
+            )
+            released = await session.scalar(
+                select(func.sum(RoundBatchRow.stock + RoundBatchRow.recycled_in)).where(
+                    RoundBatchRow.round_id == round_.id
+                )
+            )
+        async with unit_of_work(self.sessions) as session:
+            verified = await flows.verify_lottery(session, round_id=round_.id)
+        self.tally.draws += 1
+        self.tally.lotteries_verified += verified.matches
+        self.tally.lotteries_oversubscribed += report.entries > int(released or 0)
+
+    async def _expire(self) -> None:
+        async with unit_of_work(self.sessions) as session:
+            await flows.expire_and_recycle(session, clock=self.clock)
+
+    # --- the summary ----------------------------------------------------------------------------------
+
+    async def summary(self) -> dict[str, Any]:
+        async with self.sessions() as session:
+            facts = await _Facts.read(session, self.campaign)
+        tally = self.tally
+        rounds = self.campaign.rounds
+        lottery_rounds = sum(1 for round_ in rounds if _is_lottery(round_))
+        summary: dict[str, Any] = dict.fromkeys(PENDING)
+        summary.update(
+            {
+                "pending": list(PENDING),
+                "seed": self.seed,
+                "campaign": self.campaign.code,
+                "residents": len(self.city.residents),
+                "residents_registered": len(self.resident_ids),
+                "residents_by_district": self.city.by_district(),
+                "union_members": sum(1 for resident in self.city.residents if resident.union_member),
+                "rounds": len(rounds),
+                "lottery_rounds": lottery_rounds,
+                "lotteries_drawn": tally.draws,
+                "lotteries_verified": tally.lotteries_verified,
+                "lotteries_oversubscribed": tally.lotteries_oversubscribed,
+                "lottery_entries_attempted": sum(tally.entry_outcomes.values()),
+                "lottery_entry_outcomes": dict(sorted(tally.entry_outcomes.items())),
+                "lottery_winners": facts.lottery_winners,
+                "claims_attempted": sum(tally.claim_outcomes.values()),
+                "claim_outcomes": dict(sorted(tally.claim_outcomes.items())),
+                "sold_out_rounds": {code: len(tally.sold_out.get(code, ())) for code in facts.batch_codes},
+                "vouchers_claimed": facts.vouchers,
+                "vouchers_claimed_value_fen": facts.vouchers_value,
+                "vouchers_by_batch": facts.vouchers_by_batch,
+                "claimed_by_district": facts.by_district,
+                "vouchers_expired": facts.expired,
+                "vouchers_recycled": facts.recycled,
+                "vouchers_expired_for_recovery": facts.expired - facts.recycled,
+                "stock_recycled": facts.stock_recycled,
+                "stock_unclaimed_at_end": facts.remaining,
+                "invariants": facts.invariants(
+                    lotteries_verified=tally.lotteries_verified == tally.draws == lottery_rounds
+                ),
+            }
+        )
+        return summary
+
+
+@dataclass
+class _Facts:
+    """What the database says at the end, and the invariants checked on it."""
+
+    batch_codes: list[str]
+    vouchers: int
+    vouchers_value: int
+    vouchers_by_batch: dict[str, int]
+    by_district: dict[str, int]
+    expired: int
+    recycled: int
+    lottery_winners: int
+    stock_recycled: dict[str, int]
+    remaining: int
+    checks: dict[str, bool]
+
+    def invariants(self, *, lotteries_verified: bool) -> dict[str, bool]:
+        return dict(sorted({**self.checks, "lotteries_verified": lotteries_verified}.items()))
+
+    @classmethod
+    async def read(cls, session: AsyncSession, campaign: CampaignRow) -> _Facts:
+        batches = {batch.id: batch for batch in campaign.batches}
+        codes = {batch.id: batch.code for batch in campaign.batches}
+        issued: Counter[tuple[str, str]] = Counter()  # (round, batch)
+        held: list[tuple[str, str, str, int]] = []  # (person, round, batch, vouchers)
+        query = select(VoucherRow.person_id, VoucherRow.round_id, VoucherRow.batch_id, func.count()).group_by(
+            VoucherRow.person_id, VoucherRow.round_id, VoucherRow.batch_id
+        )
+        for person, round_id, batch_id, count in await session.execute(query):
+            issued[(round_id, batch_id)] += count
+            held.append((person, round_id, batch_id, count))
+        by_batch: Counter[str] = Counter()
+        for (_, batch_id), count in issued.items():
+            by_batch[codes[batch_id]] += count
+        district_rows = await session.execute(
+            select(VoucherRow.district, func.count()).group_by(VoucherRow.district)
+        )
+        by_district = {district.value: 0 for district in District} | {
+            district: count for district, count in district_rows
+        }
+        value = await session.scalar(select(func.coalesce(func.sum(VoucherRow.value_fen), 0)))
+        expired = await session.scalar(
+            select(func.count()).select_from(VoucherEventRow).where(VoucherEventRow.kind == "expired")
+        )
+        recycled = await session.scalar(
+            select(func.count()).select_from(VoucherRow).where(VoucherRow.status == "recycled")
+        )
+        winners = await session.scalar(
+            select(func.count()).select_from(LotteryEntryRow).where(LotteryEntryRow.won.is_(True))
+        )
+        released = {
+            (row.round_id, row.batch_id): (row.stock, row.recycled_in)
+            for row in (await session.scalars(select(RoundBatchRow))).all()
+        }
+        remaining: Counter[tuple[str, str]] = Counter()
+        negative_shards = False
+        for round_id, batch_id, left in await session.execute(
+            select(StockShardRow.round_id, StockShardRow.batch_id, StockShardRow.remaining)
+        ):
+            remaining[(round_id, batch_id)] += left
+            negative_shards |= left < 0
+        moved_out: Counter[tuple[str, str]] = Counter()
+        moved_in: Counter[tuple[str, str]] = Counter()
+        recycled_by_kind: Counter[str] = Counter()
+        for kind, batch_id, source, target, quantity in await session.execute(
+            select(
+                StockMovementRow.kind,
+                StockMovementRow.batch_id,
+                StockMovementRow.from_round_id,
+                StockMovementRow.to_round_id,
+                StockMovementRow.quantity,
+            )
+        ):
+            moved_in[(target, batch_id)] += quantity
+            recycled_by_kind[kind] += quantity
+            if kind == "unclaimed":
+                moved_out[(source, batch_id)] += quantity
+        keys = await session.execute(
+            select(VoucherRow.idempotency_key, func.count())
+            .where(VoucherRow.idempotency_key.is_not(None))
+            .group_by(VoucherRow.idempotency_key)
+        )
+        vouchers_per_key = {str(key): int(count) for key, count in keys}
+        checks = {
+            "I3_no_over_issue": not negative_shards
+            and all(issued[key] <= stock + recycled_in for key, (stock, recycled_in) in released.items())
+            and set(issued) <= set(released),
+            "I3_per_person_limits": _within_limits(held, batches, campaign),
+            # without HTTP there is no replay to test: each request's key is on at most one voucher
+            "I4_one_voucher_per_idempotency_key": all(count == 1 for count in vouchers_per_key.values()),
+            "stock_conservation": all(
+                stock + recycled_in == issued[key] + remaining[key] + moved_out[key]
+                and recycled_in == moved_in[key]
+                for key, (stock, recycled_in) in released.items()
+            )
+            and int(recycled or 0) == recycled_by_kind["expired"],
+        }
+        return cls(
+            batch_codes=[batch.code for batch in campaign.batches],
+            vouchers=sum(issued.values()),
+            vouchers_value=int(value or 0),
+            vouchers_by_batch={batch.code: by_batch[batch.code] for batch in campaign.batches},
+            by_district=by_district,
+            expired=int(expired or 0),
+            recycled=int(recycled or 0),
+            lottery_winners=int(winners or 0),
+            stock_recycled={
+                "unclaimed": recycled_by_kind["unclaimed"],
+                "expired": recycled_by_kind["expired"],
+                "total": sum(recycled_by_kind.values()),
+            },
+            remaining=sum(remaining.values()),
+            checks=checks,
+        )
+
+
+def _within_limits(
+    held: list[tuple[str, str, str, int]], batches: dict[str, BatchRow], campaign: CampaignRow
+) -> bool:
+    """No person above a batch's per-round or per-batch limit, the campaign's limit or a category's."""
+    per_batch: Counter[tuple[str, str]] = Counter()
+    per_campaign: Counter[str] = Counter()
+    per_category: Counter[tuple[str, str]] = Counter()
+    for person, _, batch_id, count in held:
+        batch = batches[batch_id]
+        if count > batch.per_person_per_round:
+            return False
+        per_batch[(person, batch_id)] += count
+        per_campaign[person] += count
+        for category in batch.categories:
+            per_category[(person, category)] += count
+    return (
+        all(
+            batches[batch_id].per_person_total is None or count <= (batches[batch_id].per_person_total or 0)
+            for (_, batch_id), count in per_batch.items()
+        )
+        and (
+            campaign.per_person_total is None
+            or all(count <= campaign.per_person_total for count in per_campaign.values())
+        )
+        and all(
+            count <= campaign.per_person_per_category.get(category, count)
+            for (_, category), count in per_category.items()
+        )
+    )
+
+
+# --- helpers ------------------------------------------------------------------------------------------
+
+
+def _is_lottery(round_: RoundRow) -> bool:
+    return round_.mode == ClaimMode.LOTTERY
+
+
+def _released(round_: RoundRow) -> list[BatchRow]:
+    """The round's batches in the campaign file's order. `RoundRow.stock` has no order of its own (the
+    database returns it by batch id, which is random), and the order decides how the seed is used."""
+    return sorted((item.batch for item in round_.stock), key=lambda batch: batch.position)
+
+
+def _pick(rng: random.Random, weighted: list[tuple[BatchRow, float]], count: int) -> list[BatchRow]:
+    """Up to `count` different batches, each drawn with probability proportional to its weight."""
+    left = [(batch, weight) for batch, weight in weighted if weight > 0]
+    picked: list[BatchRow] = []
+    while left and len(picked) < count:
+        index = rng.choices(range(len(left)), [weight for _, weight in left])[0]
+        picked.append(left.pop(index)[0])
+    return picked
+
+
+def _prepare(out: Path, database_url: str | None) -> tuple[str, str]:
+    """The campaign file's text and the database URL; the default SQLite file of a previous demo in
+    `out` is removed."""
+    source = campaign_file().read_text(encoding="utf-8")
+    out.mkdir(parents=True, exist_ok=True)
+    if database_url is not None:
+        return source, database_url  # someone else's database: never deleted, refused unless empty
+    url = f"sqlite+aiosqlite:///{out.resolve() / DATABASE_FILE}"
+    _remove_sqlite_file(url)
+    return source, url
+
+
+def _remove_sqlite_file(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(parsed.database + suffix).unlink(missing_ok=True)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], phase: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[phase] = time.perf_counter() - started
+
+
+@contextmanager
+def _phase(bars: Progress, timings: dict[str, float], phase: str, description: str) -> Iterator[None]:
+    """A phase of one step: its own line among the progress bars, and its duration."""
+    task = bars.add_task(description, total=1)
+    with _timed(timings, phase):
+        yield
+    bars.update(task, completed=1)
+
+
+def _redacted(sessions: async_sessionmaker[AsyncSession]) -> str:
+    bind = sessions.kw.get("bind")
+    return "the database" if bind is None else bind.url.render_as_string(hide_password=True)
+
+
+@contextmanager
+def _progress(console: Console) -> Iterator[Progress]:
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=console.quiet,
+    )
+    with bars:
+        yield bars
+
+
+def _report(console: Console, summary: dict[str, Any], timings: dict[str, float], path: Path) -> None:
+    table = Table(title=f"惠民 demo: {summary['campaign']}, seed {summary['seed']}", show_header=False)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key in (
+        "residents",
+        "union_members",
+        "rounds",
+        "lottery_rounds",
+        "lotteries_verified",
+        "claims_attempted",
+        "vouchers_claimed",
+        "vouchers_expired",
+        "vouchers_recycled",
+    ):
+        table.add_row(key, f"{summary[key]:,}")
+    table.add_row(
+        "claim outcomes", ", ".join(f"{code} {count:,}" for code, count in summary["claim_outcomes"].items())
+    )
+    table.add_row(
+        "sold-out rounds", ", ".join(f"{code} {count}" for code, count in summary["sold_out_rounds"].items())
+    )
+    table.add_row(
+        "by district",
+        ", ".join(f"{code} {count:,}" for code, count in summary["claimed_by_district"].items()),
+    )
+    for name, holds in summary["invariants"].items():
+        table.add_row(name, "[green]holds[/green]" if holds else "[red]VIOLATED[/red]")
+    table.add_row("pending (not built yet)", ", ".join(summary["pending"]))
+    console.print(table)
+    console.print(
+        "timings: "
+        + ", ".join(f"{phase} {seconds:.1f} s" for phase, seconds in timings.items())
+        + f"; total {sum(seconds for phase, seconds in timings.items() if not phase.startswith('of which')):.1f} s"
+    )
+    console.print(f"summary written to {path}")
