@@ -322,3 +322,15 @@ async def test_lottery_over_http(
     assert record["seed_sha256"] == entered.json()["seed_sha256"]
     assert record["seed"] is None
     assert record["entries"] == 1
+
+
+async def test_simultaneous_first_entries_share_one_commitment(
+    sessions: async_sessionmaker[AsyncSession], world: dict[str, object], clock: ManualClock
+) -> None:
+    import asyncio
+
+    clock.set(at(22, minute=2))
+    residents: list[str] = world["residents"]  # type: ignore[assignment]
+    entered = await asyncio.gather(*(enter(sessions, world, resident, clock) for resident in residents[:8]))
+    assert all(item.created for item in entered)
+    assert len({item.seed_sha256 for item in entered}) == 1

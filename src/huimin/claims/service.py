@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -272,14 +274,21 @@ async def commit_seed(
     if round_.mode != ClaimMode.LOTTERY:
         raise HuiminError("this is a first-come round, not a lottery", code="not_a_lottery", status=409)
     seed = lottery.new_seed()
-    draw = LotteryDrawRow(
-        round_id=round_id,
-        seed_sha256=lottery.seed_commitment(seed),
-        seed_sealed=sealer.seal(seed),
-        committed_at=clock.now(),
+    # The first entries of a round may arrive together: the first commitment wins, the others read it.
+    insert = postgres_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(LotteryDrawRow)
+        .values(
+            round_id=round_id,
+            seed_sha256=lottery.seed_commitment(seed),
+            seed_sealed=sealer.seal(seed),
+            committed_at=clock.now(),
+        )
+        .on_conflict_do_nothing(index_elements=["round_id"])
     )
-    session.add(draw)
-    await session.flush()
+    draw = await session.get(LotteryDrawRow, round_id, populate_existing=True)
+    if draw is None:  # pragma: no cover - the insert or the concurrent one committed a row
+        raise ConflictError("the lottery seed is being committed; retry", code="entry_conflict")
     return draw
 
 
