@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -17,9 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from huimin.config import Settings
-from huimin.db import create_engine, create_sessionmaker, unit_of_work
 from huimin.errors import HuiminError, InvalidInput
+from huimin.jobs import checked_settings, run_job
 from huimin.kit.clock import SystemClock, to_local
 from huimin.kit.money import Fen
 from huimin.kit.terms import Category
@@ -50,24 +49,8 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 
-def _settings() -> Settings:
-    settings = Settings()
-    settings.check_production()
-    return settings
-
-
-def _run(job: Callable[[Any], Awaitable[T]], settings: Settings) -> T:
-    """Run one unit of work against the configured database."""
-
-    async def main() -> T:
-        engine = create_engine(settings.database_url, echo=settings.database_echo)
-        try:
-            async with unit_of_work(create_sessionmaker(engine)) as session:
-                return await job(session)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
+_settings = checked_settings
+_run = run_job
 
 
 @app.command()

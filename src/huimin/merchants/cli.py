@@ -9,7 +9,6 @@ credit code. Refusals raise `HuiminError`, which the `huimin` command prints wit
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,8 +20,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.auth.principals import Principal, Role
-from huimin.config import Settings
-from huimin.db import create_engine, create_sessionmaker, unit_of_work
+from huimin.jobs import checked_settings, run_job
 from huimin.kit.clock import SystemClock, to_local
 from huimin.kit.terms import Category, Jurisdiction, MerchantClass, TermError
 from huimin.merchants import flows, schemas, service
@@ -62,25 +60,11 @@ MerchantJurisdiction = Annotated[
 ]
 
 
-def _settings() -> Settings:
-    settings = Settings()
-    settings.check_production()
-    return settings
+_settings = checked_settings
 
 
 def _run(job: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """One unit of work against the configured database: committed if the job returns."""
-    settings = _settings()
-
-    async def main() -> T:
-        engine = create_engine(settings.database_url, echo=settings.database_echo)
-        try:
-            async with unit_of_work(create_sessionmaker(engine)) as session:
-                return await job(session)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
+    return run_job(job, checked_settings())
 
 
 def _sealer() -> service.MerchantSealer:
