@@ -61,6 +61,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from huimin.auth.domain import SignedRequest, sign
+from huimin.eligibility.identity import id_check_digit
 
 ROOT = Path(__file__).resolve().parents[1]
 HUIMIN = Path(sys.executable).parent / "huimin"
@@ -155,14 +156,12 @@ stock = {{ "general" = {stock} }}
 
 # --- residents ------------------------------------------------------------------------------------
 
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
 
 def id_number(serial: int) -> str:
     """A well-formed ID number (GB 11643 check digit) of a Yanjiang resident, distinct per serial."""
     born = date(1960, 1, 1) + timedelta(days=serial // 1000)
     body = f"512002{born:%Y%m%d}{serial % 1000:03d}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _ID_WEIGHTS, strict=True)) % 11]
+    return body + id_check_digit(body)
 
 
 def resident_body(serial: int) -> dict[str, Any]:

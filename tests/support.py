@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from huimin.auth.domain import SignedRequest, sign
+from huimin.eligibility.identity import id_check_digit
 from huimin.kit.clock import Clock
 
 # Inside 雁江区 (Ziyang's city centre), GCJ-02; Chengdu's Tianfu Square is outside the city.
@@ -82,13 +83,10 @@ stock = {{ "general" = {stock} }}
 """
 
 
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-
-
 def id_number(serial: int) -> str:
     """A well-formed resident ID number (GB 11643 check digit) for test person `serial`."""
     body = f"512002199001{serial % 28 + 1:02d}{serial % 1000:03d}"
-    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, _ID_WEIGHTS, strict=True)) % 11]
+    return body + id_check_digit(body)
 
 
 def phone(serial: int) -> str:

@@ -33,6 +33,7 @@ from importlib import resources
 from shapely.geometry import shape
 
 from huimin.eligibility.geofence import BOUNDARY_FILE, Crs, Location, default_geofence, wgs84_to_gcj02
+from huimin.eligibility.identity import id_check_digit
 from huimin.kit.terms import Category, District
 
 __all__ = [
@@ -42,7 +43,6 @@ __all__ = [
     "Resident",
     "build_city",
     "gcj02_to_wgs84",
-    "id_check_digit",
 ]
 
 DISTRICT_POPULATION: dict[District, int] = {
@@ -66,8 +66,6 @@ APPLIANCE_BUYER_SHARE = 0.04
 # 行政区划代码 of the ID numbers: where a person's number was first issued.
 _REGION_CODES = {District.YANJIANG: "512002", District.ANYUE: "512021", District.LEZHI: "512022"}
 _OUTSIDE_REGION_CODE = "510104"  # 成都市锦江区
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
 _PHONE_PREFIXES = (
     *("130", "131", "132", "133", "134", "135", "136", "137", "138", "139"),
     *("150", "151", "152", "153", "155", "156", "157", "158", "159"),
@@ -118,11 +116,6 @@ class City:
         for resident in self.residents:
             counts[resident.home.value if resident.home else "outside"] += 1
         return counts
-
-
-def id_check_digit(body: str) -> str:
-    """The GB 11643 check character of the first 17 digits of a resident ID number."""
-    return _ID_CHECK[sum(int(digit) * weight for digit, weight in zip(body, _ID_WEIGHTS, strict=True)) % 11]
 
 
 def gcj02_to_wgs84(lng: float, lat: float) -> tuple[float, float]:
