@@ -22,6 +22,7 @@ from huimin.jobs import checked_settings, run_job
 from huimin.kit.clock import SystemClock, to_local
 from huimin.kit.money import Fen
 from huimin.kit.terms import Category
+from huimin.ledger.cli import ledger_app
 from huimin.merchants.cli import merchant_app
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(partner_app, name="partner")
 app.add_typer(merchant_app, name="merchant")
+app.add_typer(ledger_app, name="ledger")
 round_app = typer.Typer(help="Rounds (场次): extra rounds (加场).", no_args_is_help=True)
 claims_app = typer.Typer(help="Claims: expiry and recycling.", no_args_is_help=True)
 lottery_app = typer.Typer(help="Lottery rounds (摇号): commit, draw, verify.", no_args_is_help=True)

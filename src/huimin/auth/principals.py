@@ -43,31 +43,80 @@ class Permission(StrEnum):
     MERCHANT_SANCTION = "merchant.sanction"  # suspend, reinstate, expel
     MERCHANT_READ = "merchant.read"
     MERCHANT_EXPORT = "merchant.export"
+    REPORT_READ = "report.read"  # the overview dashboard: aggregate figures, no personal data
+    CAMPAIGN_READ = "campaign.read"  # campaigns, batches, rounds and their live stock in the console
+    USER_MANAGE = "user.manage"  # console accounts: list, create
+    REDEMPTION_READ = "redemption.read"  # search redemptions (a county its own, a merchant its own)
+    INVOICE_VERIFY = "invoice.verify"  # big-ticket invoices, own jurisdiction only (seed 六(八))
+    SALES_LEDGER_EXPORT = "sales_ledger.export"  # county car and appliance sales ledgers
+    LEDGER_DEPOSIT = "ledger.deposit"  # record a funder's deposit (maker)
+    LEDGER_APPROVE = "ledger.approve"  # approve a deposit (checker: never the one who recorded it)
+    LEDGER_READ = "ledger.read"  # balances and invariant checks
 
+
+# Every government role reads the overview: its figures are aggregates (SPEC §7), scoped where they
+# concern records of a jurisdiction (merchants).
+_OVERVIEW = frozenset({Permission.REPORT_READ})
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.CITY_ADMIN: frozenset(
         {
+            Permission.REPORT_READ,
+            Permission.CAMPAIGN_READ,
+            Permission.USER_MANAGE,
             Permission.MERCHANT_INVITE,
             Permission.MERCHANT_PUBLISH,
             Permission.MERCHANT_SANCTION,
             Permission.MERCHANT_READ,
             Permission.MERCHANT_EXPORT,
+            Permission.REDEMPTION_READ,
+            Permission.SALES_LEDGER_EXPORT,
+            Permission.LEDGER_DEPOSIT,
+            Permission.LEDGER_READ,
         }
     ),
     Role.COUNTY_REVIEWER: frozenset(
-        {Permission.MERCHANT_REVIEW, Permission.MERCHANT_READ, Permission.MERCHANT_EXPORT}
+        {
+            Permission.REPORT_READ,
+            Permission.CAMPAIGN_READ,
+            Permission.MERCHANT_REVIEW,
+            Permission.MERCHANT_READ,
+            Permission.MERCHANT_EXPORT,
+            Permission.REDEMPTION_READ,
+            Permission.INVOICE_VERIFY,
+            Permission.SALES_LEDGER_EXPORT,
+        }
     ),
     Role.OPERATOR: frozenset(
         {
+            Permission.REPORT_READ,
+            Permission.CAMPAIGN_READ,
             Permission.MERCHANT_APPLY,
             Permission.MERCHANT_COMMIT,
             Permission.MERCHANT_READ,
             Permission.MERCHANT_EXPORT,
+            Permission.REDEMPTION_READ,
+            Permission.SALES_LEDGER_EXPORT,
+            Permission.LEDGER_DEPOSIT,
+            Permission.LEDGER_READ,
         }
     ),
-    Role.MARKET_REGULATOR: frozenset({Permission.MERCHANT_READ}),
-    Role.MERCHANT: frozenset({Permission.MERCHANT_COMMIT, Permission.MERCHANT_READ}),
+    Role.UNION_ADMIN: _OVERVIEW | {Permission.CAMPAIGN_READ},
+    Role.FINANCE: _OVERVIEW
+    | {
+        Permission.CAMPAIGN_READ,
+        Permission.REDEMPTION_READ,
+        Permission.LEDGER_APPROVE,
+        Permission.LEDGER_READ,
+    },
+    Role.MARKET_REGULATOR: _OVERVIEW | {Permission.MERCHANT_READ, Permission.REDEMPTION_READ},
+    Role.POLICE: _OVERVIEW,
+    Role.PBOC: _OVERVIEW,
+    Role.HOTLINE: _OVERVIEW,
+    Role.PUBLICITY: _OVERVIEW,
+    Role.MERCHANT: frozenset(
+        {Permission.MERCHANT_COMMIT, Permission.MERCHANT_READ, Permission.REDEMPTION_READ}
+    ),
     Role.SYSTEM: frozenset(Permission),
 }
 

@@ -21,6 +21,9 @@ from huimin.errors import HuiminError, NotFound
 from huimin.kit.clock import Clock
 from huimin.kit.sealing import Sealer
 from huimin.kit.terms import District
+from huimin.ledger import domain as ledger_domain
+from huimin.ledger import service as ledger
+from huimin.ledger.domain import FundingSplit, Transaction
 
 __all__ = [
     "DrawReport",
@@ -162,12 +165,21 @@ class RecycleReport:
 
 async def expire_and_recycle(session: AsyncSession, *, clock: Clock) -> RecycleReport:
     """Expire vouchers past their validity and roll expired and unclaimed stock into the next round
-    of the same batch that has not opened yet. Safe to run at any time and any number of times."""
+    of the same batch that has not opened yet. Safe to run at any time and any number of times.
+    Each expiry and each recycling posts its ledger transaction (keyed by the voucher) with it."""
     now = clock.now()
     repository = ClaimsRepository(session)
     report = RecycleReport()
+    # Funding splits are fixed once a campaign is loaded: read each batch's once per run.
+    splits: dict[str, FundingSplit] = {}
+
+    async def split_of(batch_id: str) -> FundingSplit:
+        if batch_id not in splits:
+            splits[batch_id] = await ledger.funding_split(session, batch_id=batch_id)
+        return splits[batch_id]
+
     while due := await repository.due_to_expire(now, _CHUNK):
-        ids = [voucher_id for voucher_id, _ in due]
+        ids = [voucher_id for voucher_id, _, _, _ in due]
         result = await session.execute(
             update(VoucherRow)
             .where(VoucherRow.id.in_(ids), VoucherRow.status == VoucherStatus.CLAIMED.value)
@@ -178,15 +190,23 @@ async def expire_and_recycle(session: AsyncSession, *, clock: Clock) -> RecycleR
             insert(VoucherEventRow),
             [
                 {"voucher_id": voucher_id, "kind": "expired", "value_fen": value, "at": now}
-                for voucher_id, value in due
+                for voucher_id, value, _, _ in due
             ],
         )
+        by_campaign: dict[str, list[Transaction]] = defaultdict(list)
+        for voucher_id, value, batch_id, campaign_id in due:
+            by_campaign[campaign_id].append(
+                ledger_domain.expire(voucher_id, value=value, funding=await split_of(batch_id))
+            )
+        for campaign_id, transactions in sorted(by_campaign.items()):
+            await ledger.post_many(session, campaign_id=campaign_id, transactions=transactions, at=now)
     for batch_id in await repository.expired_batches():
         expired = await repository.expired_unrecycled(batch_id)
         target = await repository.next_round_for(batch_id, now)
         if target is None:
             report.left_for_recovery += len(expired)
             continue
+        funding = await split_of(batch_id)
         for start in range(0, len(expired), _CHUNK):
             chunk = expired[start : start + _CHUNK]
             await session.execute(
@@ -200,6 +220,16 @@ async def expire_and_recycle(session: AsyncSession, *, clock: Clock) -> RecycleR
                     {"voucher_id": voucher_id, "kind": "recycled", "value_fen": value, "at": now}
                     for voucher_id, _, value in chunk
                 ],
+            )
+            # The expired value returns to the budget, which funds the stock it is recycled into.
+            await ledger.post_many(
+                session,
+                campaign_id=target.campaign_id,
+                transactions=[
+                    ledger_domain.recycle(voucher_id, value=value, funding=funding)
+                    for voucher_id, _, value in chunk
+                ],
+                at=now,
             )
         by_round: dict[str, list[int]] = defaultdict(list)
         for _, round_id, value in expired:

@@ -199,15 +199,15 @@ class ClaimsRepository:
         )
         return [(row[0], row[1]) for row in await self.session.execute(query)]
 
-    async def due_to_expire(self, now: datetime, limit: int) -> Sequence[tuple[str, int]]:
-        """(voucher id, value) of claimed vouchers past their validity."""
+    async def due_to_expire(self, now: datetime, limit: int) -> Sequence[tuple[str, int, str, str]]:
+        """(voucher id, value, batch id, campaign id) of claimed vouchers past their validity."""
         query = (
-            select(VoucherRow.id, VoucherRow.value_fen)
+            select(VoucherRow.id, VoucherRow.value_fen, VoucherRow.batch_id, VoucherRow.campaign_id)
             .where(VoucherRow.status == "claimed", VoucherRow.valid_until <= now)
             .order_by(VoucherRow.valid_until, VoucherRow.id)
             .limit(limit)
         )
-        return [(row[0], row[1]) for row in await self.session.execute(query)]
+        return [(row[0], row[1], row[2], row[3]) for row in await self.session.execute(query)]
 
     async def expired_batches(self) -> Sequence[str]:
         query = (

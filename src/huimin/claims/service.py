@@ -34,6 +34,8 @@ from huimin.kit.clock import Clock, local_datetime
 from huimin.kit.ids import new_id
 from huimin.kit.sealing import Sealer
 from huimin.kit.terms import District
+from huimin.ledger import domain as ledger_domain
+from huimin.ledger import service as ledger
 
 __all__ = [
     "Claimed",
@@ -205,6 +207,15 @@ async def issue_voucher(
     session.add(voucher)
     session.add(VoucherEventRow(voucher_id=voucher.id, kind="claimed", value_fen=batch.max_value_fen, at=now))
     await session.flush()
+    # The voucher's value moves from the funders' budgets to the voucher liability in this same
+    # transaction: a claim that rolls back leaves no posting, and no posting exists without its claim.
+    funding = await ledger.funding_split(session, batch_id=batch.id)
+    await ledger.post(
+        session,
+        campaign_id=campaign.id,
+        transaction=ledger_domain.claim(voucher.id, value=voucher.value_fen, funding=funding),
+        at=now,
+    )
     return voucher
 
 
