@@ -33,6 +33,7 @@ from huimin.errors import HuiminError
 from huimin.idempotency.service import RedisAnswers
 from huimin.kit.clock import Clock, SystemClock
 from huimin.merchants.endpoints import router as merchants_router
+from huimin.redemptions.endpoints import router as redemptions_router
 from huimin.redis_client import connect_redis
 
 __all__ = ["create_app"]
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(residents_router)
     app.include_router(claims_router)
     app.include_router(merchants_router)
+    app.include_router(redemptions_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:

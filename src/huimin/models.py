@@ -13,6 +13,7 @@ MODEL_MODULES = (
     "huimin.claims.models",
     "huimin.idempotency.models",
     "huimin.merchants.models",
+    "huimin.redemptions.models",
     "huimin.ledger.models",
 )
 

@@ -205,14 +205,16 @@ async def merchant_in(
     status: MerchantStatus,
     serial: int,
     jurisdiction: Jurisdiction = Jurisdiction.YANJIANG,
+    **changes: object,
 ) -> str:
-    """A new merchant of the campaign, driven to `status` by the right people; its id."""
+    """A new merchant of the campaign, driven to `status` by the right people; its id. `changes` alter
+    the invitation (category, merchant_class, …); its till terminal is `T` + the serial in 7 digits."""
     async with unit_of_work(sessions) as session:
         row = await service.invite(
             session,
             principal=CITY,
             campaign_id=campaign_id,
-            invitation=invitation(serial, jurisdiction),
+            invitation=invitation(serial, jurisdiction, **changes),
             sealer=SEALER,
             clock=clock,
         )

@@ -6,26 +6,22 @@ The console's session layer is stood in for by a test middleware: it puts the pr
 
 from __future__ import annotations
 
-import dataclasses
 import io
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from openpyxl import Workbook, load_workbook
 
 from huimin.app import create_app
-from huimin.auth.principals import Principal, Role
 from huimin.config import Settings
 from huimin.db import unit_of_work
 from huimin.kit.clock import ManualClock
 from huimin.kit.terms import Jurisdiction
 from huimin.merchants.domain import MerchantStatus as Status
-from huimin.merchants.endpoints import router as merchants_router
 from huimin.merchants.models import MerchantRow
 from tests.integration.merchant_helpers import (
     CITY,
@@ -36,37 +32,15 @@ from tests.integration.merchant_helpers import (
     new_campaign,
     reviewer,
 )
+from tests.integration.staff import accept_test_principals, as_
 
 STAFF = "/api/v1/staff/merchants"
-
-
-def as_(principal: Principal) -> dict[str, str]:
-    fields = {key: value for key, value in dataclasses.asdict(principal).items() if value is not None}
-    return {"X-Test-Principal": json.dumps(fields)}  # ASCII: names are \u-escaped
 
 
 @pytest.fixture
 async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[FastAPI]:
     application = create_app(settings, clock=clock)
-    if not any(getattr(route, "path", "").startswith(STAFF) for route in application.routes):
-        application.include_router(merchants_router)  # until the lead wires it into create_app
-
-    @application.middleware("http")
-    async def signed_in_as(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        header = request.headers.get("X-Test-Principal")
-        if header:
-            fields: dict[str, Any] = json.loads(header)
-            request.state.principal = Principal(
-                **{
-                    **fields,
-                    "role": Role(fields["role"]),
-                    "jurisdiction": Jurisdiction(fields["jurisdiction"])
-                    if "jurisdiction" in fields
-                    else None,
-                }
-            )
-        return await call_next(request)
-
+    accept_test_principals(application)
     async with application.router.lifespan_context(application):
         yield application
 

@@ -8,7 +8,10 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from huimin.campaigns import domain
 from huimin.db import Base, FenColumn, UtcDateTime
+from huimin.kit.money import Fen
+from huimin.kit.terms import Category, Jurisdiction, MerchantClass
 
 __all__ = [
     "BatchFundingRow",
@@ -124,6 +127,43 @@ class BatchRow(Base):
     funding: Mapped[list[BatchFundingRow]] = relationship(
         back_populates="batch", lazy="raise", order_by="BatchFundingRow.position"
     )
+
+    def terms(self) -> domain.Batch:
+        """The batch as the domain sees it, for the rules of spending it (its funding is not loaded)."""
+        return domain.Batch(
+            code=self.code,
+            name=self.name,
+            issuer=domain.Issuer(self.issuer),
+            kind=domain.BatchKind(self.kind),
+            scope=domain.Scope(
+                categories=frozenset(Category(value) for value in self.categories),
+                jurisdictions=frozenset(Jurisdiction(value) for value in self.jurisdictions),
+                merchant_classes=frozenset(MerchantClass(value) for value in self.merchant_classes),
+            ),
+            validity=domain.Validity(
+                domain.ValidityKind(self.validity_kind), self.validity_days, self.validity_until
+            ),
+            funding=(),
+            face_value=None if self.face_value_fen is None else Fen(self.face_value_fen),
+            threshold=Fen(self.threshold_fen),
+            percent_bp=self.percent_bp,
+            cap=None if self.cap_fen is None else Fen(self.cap_fen),
+            tiers=tuple(
+                domain.PriceTier(
+                    min_price=Fen(tier["min_price_fen"]),
+                    max_price=None if tier["max_price_fen"] is None else Fen(tier["max_price_fen"]),
+                    face_value=Fen(tier["face_value_fen"]),
+                )
+                for tier in self.tiers
+            ),
+            per_person_per_round=self.per_person_per_round,
+            per_person_total=self.per_person_total,
+            per_merchant_daily=self.per_merchant_daily,
+            refund_policy=domain.RefundPolicy(self.refund_policy),
+            members_only=self.members_only,
+            big_ticket=self.big_ticket,
+            threshold_after_discount=self.threshold_after_discount,
+        )
 
 
 class BatchFundingRow(Base):

@@ -20,10 +20,10 @@ from huimin.claims.schemas import (
     round_out,
     voucher_out,
 )
-from huimin.deps import AppPartnerDep, ClockDep, SessionDep, SessionsDep, signed_path
+from huimin.deps import AppPartnerDep, ClockDep, SessionDep
 from huimin.eligibility.geofence import Crs, Location
-from huimin.errors import HuiminError
-from huimin.idempotency.service import Answer, request_digest, run_once
+from huimin.idempotency.http import answer_once
+from huimin.idempotency.service import Answer
 
 router = APIRouter(prefix="/api/v1", tags=["claims"])
 
@@ -64,7 +64,6 @@ async def claim(
     body: ClaimIn,
     request: Request,
     partner: AppPartnerDep,
-    sessions: SessionsDep,
     clock: ClockDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
@@ -85,18 +84,14 @@ async def claim(
         )
         return 201, voucher_out(claimed.voucher, claimed.batch).model_dump(mode="json")
 
-    status, answer = await run_once(
-        sessions,
+    return await answer_once(
+        request,
         partner_id=partner.id,
         key=idempotency_key,
-        digest=request_digest("POST", signed_path(request), body.model_dump(mode="json")),
-        clock=clock,
+        body=body.model_dump(mode="json"),
         work=work,
         store=request.app.state.idempotency_answers,
     )
-    if status >= 400:  # a stored refusal, replayed: the same answer as the first time
-        raise HuiminError(answer.get("message", ""), code=answer.get("code"), status=status)
-    return JSONResponse(answer, status_code=status)
 
 
 @router.get(

@@ -1,4 +1,5 @@
-"""Reading the spreadsheets that departments hand over: XLSX, or CSV in UTF-8 or GB18030.
+"""Reading the spreadsheets that departments hand over (XLSX, or CSV in UTF-8 or GB18030), and the
+look of the workbooks the platform hands back (a title, a header row, boxed cells).
 
 Lists arrive from offices (the union's member list, the commerce bureau's merchant invitations) as a
 header row and data rows, sometimes with a title line or two above the header. This module turns a
@@ -18,7 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from openpyxl import load_workbook
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
+from openpyxl.worksheet.worksheet import Worksheet
 
 __all__ = [
     "HEADER_SEARCH_ROWS",
@@ -26,12 +30,15 @@ __all__ = [
     "CellValue",
     "RowProblem",
     "SheetError",
+    "box",
     "cell_at",
     "data_rows",
     "find_header_row",
     "header_key",
     "looks_scientific",
     "read_rows",
+    "write_header",
+    "write_title",
 ]
 
 CellValue = str | int | float | None
@@ -145,3 +152,39 @@ def cell_at(values: Sequence[CellValue], index: int | None) -> CellValue:
 def looks_scientific(text: str) -> bool:
     """True for "5.12002E+17": a long number Excel showed in scientific notation, digits lost."""
     return _SCIENTIFIC.fullmatch(text) is not None
+
+
+_THIN = Side(style="thin", color="999999")
+BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+
+
+def write_title(sheet: Worksheet, title: str, subtitle: str, width: int) -> None:
+    """Rows 1 and 2: a bold centred title and a subtitle (export time, totals) across `width` columns."""
+    sheet.append([title])
+    sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
+    sheet["A1"].font = Font(bold=True, size=14)
+    sheet["A1"].alignment = Alignment(horizontal="center")
+    sheet.append([subtitle])
+    sheet.merge_cells(start_row=2, start_column=1, end_row=2, end_column=width)
+
+
+def write_header(sheet: Worksheet, columns: Sequence[tuple[str, int]]) -> None:
+    """Row 3: the column names (with their widths), frozen above the data and printed on every page."""
+    sheet.append([name for name, _ in columns])
+    for index, (_, width) in enumerate(columns, start=1):
+        cell = sheet.cell(row=3, column=index)
+        cell.font = Font(bold=True)
+        cell.fill = _HEADER_FILL
+        cell.border = BORDER
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = "A4"
+    sheet.print_title_rows = "3:3"
+
+
+def box(sheet: Worksheet, *, first_row: int, columns: int) -> None:
+    """Thin borders round every cell from `first_row` down."""
+    for line in sheet.iter_rows(min_row=first_row, max_row=sheet.max_row, max_col=columns):
+        for cell in line:
+            cell.border = BORDER

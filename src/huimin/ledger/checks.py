@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 # Modules with a `CHECKS: list[Check]`; each money package adds its own line.
-CHECK_MODULES: tuple[str, ...] = ("huimin.ledger.checks",)
+CHECK_MODULES: tuple[str, ...] = ("huimin.ledger.checks", "huimin.redemptions.checks")
 
 _SHOWN = 20  # problems listed per check; the count says how many more
 

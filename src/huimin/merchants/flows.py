@@ -15,8 +15,6 @@ from datetime import datetime
 from pathlib import Path
 
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,6 +25,7 @@ from huimin.kit.clock import Clock, to_local
 from huimin.kit.hashing import mask
 from huimin.kit.ids import new_id
 from huimin.kit.sheets import (
+    BORDER,
     HEADER_SEARCH_ROWS,
     NUMBER_LOST,
     CellValue,
@@ -38,6 +37,8 @@ from huimin.kit.sheets import (
     header_key,
     looks_scientific,
     read_rows,
+    write_header,
+    write_title,
 )
 from huimin.kit.terms import Category, Jurisdiction, MerchantClass
 from huimin.merchants import domain
@@ -291,34 +292,10 @@ _COLUMNS: tuple[tuple[str, int], ...] = (
     ("承诺书签署时间", 18),
 )
 _EXPORTED_STATUSES = (MerchantStatus.LISTED, MerchantStatus.ACTIVE, MerchantStatus.SUSPENDED)
-_THIN = Side(style="thin", color="999999")
-_BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
-_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 
 
 def _local(instant: datetime | None) -> str:
     return "" if instant is None else to_local(instant).strftime("%Y-%m-%d %H:%M")
-
-
-def _title(sheet: Worksheet, title: str, subtitle: str, width: int) -> None:
-    sheet.append([title])
-    sheet.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
-    sheet["A1"].font = Font(bold=True, size=14)
-    sheet["A1"].alignment = Alignment(horizontal="center")
-    sheet.append([subtitle])
-    sheet.merge_cells(start_row=2, start_column=1, end_row=2, end_column=width)
-
-
-def _header(sheet: Worksheet, columns: Sequence[tuple[str, int]]) -> None:
-    sheet.append([name for name, _ in columns])
-    for index, (_, width) in enumerate(columns, start=1):
-        cell = sheet.cell(row=3, column=index)
-        cell.font = Font(bold=True)
-        cell.fill = _HEADER_FILL
-        cell.border = _BORDER
-        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
-        sheet.column_dimensions[get_column_letter(index)].width = width
-    sheet.freeze_panes = "A4"
 
 
 def _merchant_sheet(
@@ -329,13 +306,13 @@ def _merchant_sheet(
     rows: Sequence[MerchantRow],
     exported_at: datetime,
 ) -> None:
-    _title(
+    write_title(
         sheet,
         f"{campaign_name}参与商家名单（{jurisdiction.label}）",
         f"导出时间：{_local(exported_at)}    共 {len(rows)} 户",
         len(_COLUMNS),
     )
-    _header(sheet, _COLUMNS)
+    write_header(sheet, _COLUMNS)
     for number, row in enumerate(rows, start=1):
         sheet.append(
             [
@@ -359,7 +336,7 @@ def _merchant_sheet(
         )
         for column in range(1, len(_COLUMNS) + 1):
             cell = sheet.cell(row=number + 3, column=column)
-            cell.border = _BORDER
+            cell.border = BORDER
             cell.number_format = "@"  # credit codes and accounts stay text if the file is edited
     sheet.print_title_rows = "3:3"
     sheet.page_setup.orientation = "landscape"
@@ -379,13 +356,13 @@ def _summary_sheet(
         ("合计", 10),
     ]
     total = sum(len(rows) for rows in by_jurisdiction.values())
-    _title(
+    write_title(
         sheet,
         f"{campaign_name}参与商家名单汇总",
         f"导出时间：{_local(exported_at)}    共 {total} 户",
         len(columns),
     )
-    _header(sheet, columns)
+    write_header(sheet, columns)
     for number, (jurisdiction, rows) in enumerate(by_jurisdiction.items(), start=1):
         counts = [sum(1 for row in rows if row.status == status) for status in _EXPORTED_STATUSES]
         sheet.append([number, jurisdiction.label, *counts, len(rows)])
@@ -400,7 +377,7 @@ def _summary_sheet(
     )
     for line in sheet.iter_rows(min_row=4, max_row=sheet.max_row, max_col=len(columns)):
         for cell in line:
-            cell.border = _BORDER
+            cell.border = BORDER
 
 
 async def export_final_list(
