@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The console's front-end packages (ECharts, Swagger UI) from the npm registry, as package-lock.json pins
+# them; served by the app itself, never committed.
+NODE_STAMP := node_modules/.installed
 
 .PHONY: demo test lint serve clean
 
@@ -13,14 +16,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@
 
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "Huimin's console needs Node.js and npm to install its front-end packages (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	@touch $@
+
 # Until the simulated campaign lands (`huimin demo`), the demo loads the Ziyang 2022 campaign into the
 # embedded SQLite database and serves it on http://127.0.0.1:8000.
-demo: $(STAMP)
+demo: $(STAMP) $(NODE_STAMP)
 	$(BIN)/huimin db upgrade
 	$(BIN)/huimin campaign load campaigns/ziyang-2022.toml
 	$(BIN)/huimin serve
 
-test: $(STAMP) lint
+test: $(STAMP) $(NODE_STAMP) lint
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -28,9 +36,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
 
-serve: $(STAMP)
+serve: $(STAMP) $(NODE_STAMP)
 	$(BIN)/huimin db upgrade
 	$(BIN)/huimin serve
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache test-output

@@ -26,6 +26,7 @@ from huimin.claims.endpoints import router as claims_router
 from huimin.claims.gate import RedisGate, SqlGate
 from huimin.claims.lottery import lottery_sealer
 from huimin.config import Settings
+from huimin.console.mount import mount_console
 from huimin.db import create_engine, create_sessionmaker
 from huimin.eligibility.endpoints import router as residents_router
 from huimin.eligibility.geofence import default_geofence
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         version=__version__,
         description="Government consumption-voucher campaigns: campaigns, rounds, claims, redemptions.",
         lifespan=lifespan,
+        docs_url=None,  # served by the console from the installed swagger-ui-dist (no CDN)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.clock = clock or SystemClock()
@@ -100,6 +103,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    mount_console(app, settings)  # the pages, their assets, /docs; after the JSON error handlers
+
     return app
 
 
@@ -111,7 +116,7 @@ _SECURITY_HEADERS = {
     "Permissions-Policy": "geolocation=(self), camera=(self), microphone=()",
 }
 # Everything the platform shows is served by the platform itself (government intranets have no
-# internet); the interactive API docs are the one page that loads its viewer from elsewhere.
+# internet), the interactive API docs included: no page runs inline script or style.
 _CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 
@@ -121,8 +126,7 @@ def _install_security_headers(app: FastAPI) -> None:
         response = await call_next(request)
         for header, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(header, value)
-        if not request.url.path.startswith(("/docs", "/redoc")):
-            response.headers.setdefault("Content-Security-Policy", _CSP)
+        response.headers.setdefault("Content-Security-Policy", _CSP)
         if request.url.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response

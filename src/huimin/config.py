@@ -7,6 +7,7 @@ Production (`HUIMIN_ENV=production`) refuses to start while any secret still has
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -38,6 +39,11 @@ class Settings(BaseSettings):
         description="HMAC key for ID numbers and phone numbers; keep it outside the database.",
     )
     database_echo: bool = False
+    assets_dir: Path | None = Field(
+        default=None,
+        description="the installed npm packages the console serves (`npm ci` makes ./node_modules); "
+        "unset: the project's node_modules",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
 

@@ -7,7 +7,7 @@ import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.auth.accounts import resolve_session
@@ -28,6 +28,7 @@ __all__ = [
     "SettingsDep",
     "StaffDep",
     "TerminalPartnerDep",
+    "set_session_cookie",
 ]
 
 
@@ -92,6 +93,20 @@ def _of_kind(kind: PartnerKind) -> object:
 
 
 SESSION_COOKIE = "huimin_session"
+
+
+def set_session_cookie(response: Response, token: str, settings: Settings) -> None:
+    """The console session: invisible to scripts, never sent by another site, HTTPS-only in production."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=settings.env == "production",
+        path="/",
+    )
+
+
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.auth.models import StaffSessionRow, UserRow
-from huimin.auth.principals import GOVERNMENT_ROLES, Principal, Role
+from huimin.auth.principals import GOVERNMENT_ROLES, Permission, Principal, Role
 from huimin.errors import ConflictError, HuiminError, InvalidInput, NotFound, Problem
 from huimin.kit.clock import Clock
 from huimin.kit.ids import new_id
@@ -36,8 +37,11 @@ __all__ = [
     "MAX_FAILED_SIGN_INS",
     "NewUser",
     "SignedIn",
+    "account_roles",
+    "add_user",
     "create_user",
     "end_session",
+    "list_users",
     "principal_of",
     "resolve_session",
     "sign_in",
@@ -118,6 +122,47 @@ async def create_user(
     await session.flush()
     uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="Huimin 惠民") if secret else None
     return NewUser(user, secret, uri)
+
+
+async def add_user(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    username: str,
+    display_name: str,
+    role: Role,
+    password: str,
+    sealer: Sealer,
+    clock: Clock,
+    jurisdiction: Jurisdiction | None = None,
+    merchant_id: str | None = None,
+) -> NewUser:
+    """An administrator creates an account in the console (the CLI's `huimin user create` is the
+    system's way, for the first city admin)."""
+    principal.require(Permission.USER_MANAGE)
+    return await create_user(
+        session,
+        username=username.strip(),
+        display_name=display_name.strip(),
+        role=role,
+        password=password,
+        sealer=sealer,
+        clock=clock,
+        jurisdiction=jurisdiction,
+        merchant_id=merchant_id,
+    )
+
+
+def account_roles(principal: Principal) -> list[Role]:
+    """The roles an administrator may give a new account (every sign-in role)."""
+    principal.require(Permission.USER_MANAGE)
+    return [role for role in Role if role is not Role.SYSTEM]
+
+
+async def list_users(session: AsyncSession, *, principal: Principal) -> Sequence[UserRow]:
+    """Every console account, by role then username (a city has hundreds, not thousands)."""
+    principal.require(Permission.USER_MANAGE)
+    return (await session.scalars(select(UserRow).order_by(UserRow.role, UserRow.username))).all()
 
 
 @dataclass(frozen=True)

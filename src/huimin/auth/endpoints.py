@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from huimin.auth import accounts
 from huimin.auth.principals import Principal, Role
 from huimin.db import unit_of_work
-from huimin.deps import SESSION_COOKIE, ClockDep, SettingsDep, StaffDep
+from huimin.deps import SESSION_COOKIE, ClockDep, SettingsDep, StaffDep, set_session_cookie
 from huimin.errors import HuiminError
 
 router = APIRouter(prefix="/api/v1/staff", tags=["console sign-in"])
@@ -64,14 +64,7 @@ async def sign_in(
         )
     if isinstance(outcome, HuiminError):
         raise outcome  # after the commit above, so the failure count is kept
-    response.set_cookie(
-        SESSION_COOKIE,
-        outcome.token,
-        httponly=True,
-        samesite="strict",
-        secure=settings.env == "production",
-        path="/",
-    )
+    set_session_cookie(response, outcome.token, settings)
     return _out(outcome.principal, outcome.csrf_token)
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "COMMITMENT_VERSION",
     "CommitmentText",
     "Corrections",
+    "FinalList",
     "MerchantDetail",
     "MerchantSealer",
     "Page",
@@ -48,6 +49,7 @@ __all__ = [
     "commitment_text",
     "delist",
     "events",
+    "final_list",
     "get_merchant",
     "invite",
     "list_dishonest",
@@ -57,6 +59,7 @@ __all__ = [
     "publish",
     "require_campaign",
     "review",
+    "review_queue",
     "sanction",
     "submit",
 ]
@@ -621,6 +624,58 @@ async def list_merchants(
     )
     items, total = await MerchantRepository(session).page(where, offset=offset, limit=limit)
     return Page(items=items, total=total, page=page, page_size=page_size)
+
+
+async def review_queue(
+    session: AsyncSession, *, principal: Principal, page: int = 1, page_size: int = 50
+) -> Page[MerchantRow]:
+    """待审核: the submitted merchants a county reviewer decides on, its own jurisdiction's only."""
+    principal.require(Permission.MERCHANT_REVIEW)
+    return await list_merchants(
+        session,
+        principal=principal,
+        statuses=(MerchantStatus.SUBMITTED,),
+        page=page,
+        page_size=page_size,
+    )
+
+
+@dataclass(frozen=True)
+class FinalList:
+    awaiting: Page[MerchantRow]  # county-approved: the city may put them on the list
+    listed: Page[MerchantRow]  # on the list: listed, active, suspended
+
+
+async def final_list(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    campaign_id: str,
+    page: int = 1,
+    listed_page: int = 1,
+    page_size: int = 50,
+) -> FinalList:
+    """市商务局汇总: the city's view of its final list and of what waits to join it."""
+    principal.require(Permission.MERCHANT_PUBLISH)
+    await require_campaign(session, campaign_id)
+    return FinalList(
+        awaiting=await list_merchants(
+            session,
+            principal=principal,
+            campaign_id=campaign_id,
+            statuses=(MerchantStatus.COUNTY_APPROVED,),
+            page=page,
+            page_size=page_size,
+        ),
+        listed=await list_merchants(
+            session,
+            principal=principal,
+            campaign_id=campaign_id,
+            statuses=(MerchantStatus.LISTED, MerchantStatus.ACTIVE, MerchantStatus.SUSPENDED),
+            page=listed_page,
+            page_size=page_size,
+        ),
+    )
 
 
 async def get_merchant(session: AsyncSession, *, principal: Principal, merchant_id: str) -> MerchantDetail:
