@@ -18,6 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from huimin import __version__
+from huimin.audit.http import install_request_context
 from huimin.auth.accounts import totp_sealer
 from huimin.auth.endpoints import router as staff_router
 from huimin.auth.service import partner_sealer
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     _install_error_handlers(app)
     _install_security_headers(app)
+    install_request_context(app)
     app.include_router(campaigns_router)
     app.include_router(staff_router)
     app.include_router(residents_router)

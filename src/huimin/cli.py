@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from huimin.audit.cli import audit_app
 from huimin.errors import HuiminError, InvalidInput
 from huimin.jobs import checked_settings, run_job
 from huimin.kit.clock import SystemClock, to_local
@@ -38,6 +39,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(partner_app, name="partner")
 app.add_typer(merchant_app, name="merchant")
+app.add_typer(audit_app, name="audit")
 app.add_typer(ledger_app, name="ledger")
 round_app = typer.Typer(help="Rounds (场次): extra rounds (加场).", no_args_is_help=True)
 claims_app = typer.Typer(help="Claims: expiry and recycling.", no_args_is_help=True)
@@ -277,7 +279,7 @@ def user_unlock(username: Annotated[str, typer.Argument(help="The locked account
     """Unlock an account locked after 5 failed sign-ins."""
     from huimin.auth.accounts import unlock_user
 
-    _run(lambda session: unlock_user(session, username=username), _settings())
+    _run(lambda session: unlock_user(session, username=username, clock=SystemClock()), _settings())
     typer.echo(f"user {username} unlocked")
 
 

@@ -7,6 +7,7 @@ import importlib
 __all__ = ["import_all_models"]
 
 MODEL_MODULES = (
+    "huimin.audit.models",
     "huimin.auth.models",
     "huimin.campaigns.models",
     "huimin.eligibility.models",

@@ -24,6 +24,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from huimin.audit import service as audit
 from huimin.auth.models import StaffSessionRow, UserRow
 from huimin.auth.principals import GOVERNMENT_ROLES, Permission, Principal, Role
 from huimin.errors import ConflictError, HuiminError, InvalidInput, NotFound, Problem
@@ -87,7 +88,10 @@ async def create_user(
     clock: Clock,
     jurisdiction: Jurisdiction | None = None,
     merchant_id: str | None = None,
+    created_by: Principal | None = None,
 ) -> NewUser:
+    """A console account. `created_by` is the administrator acting; without one it is the operator's
+    shell (`huimin user create`), recorded as the system."""
     problems = []
     if not username or len(username) > 64 or not username.replace("_", "").replace(".", "").isalnum():
         problems.append(Problem("username", "use 1-64 letters, digits, '.' or '_'"))
@@ -120,6 +124,15 @@ async def create_user(
     )
     session.add(user)
     await session.flush()
+    await audit.record(
+        session,
+        principal=created_by or Principal.system("cli"),
+        action="user.create",
+        object_type="user",
+        object_id=user.id,
+        at=user.created_at,
+        detail={"username": username, "role": role.value, "jurisdiction": user.jurisdiction},
+    )
     uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="Huimin 惠民") if secret else None
     return NewUser(user, secret, uri)
 
@@ -150,6 +163,7 @@ async def add_user(
         clock=clock,
         jurisdiction=jurisdiction,
         merchant_id=merchant_id,
+        created_by=principal,
     )
 
 
@@ -190,25 +204,42 @@ async def sign_in(
     """Check password and second factor. A refusal is returned, not raised, because the failure count
     it wrote must be committed: the caller commits, then raises it."""
     user = await session.scalar(select(UserRow).where(UserRow.username == username))
+    now = clock.now()
+
+    async def audited(outcome: SignedIn | HuiminError) -> SignedIn | HuiminError:
+        failed = isinstance(outcome, HuiminError)
+        await audit.record(
+            session,
+            principal=principal_of(user) if user is not None else None,
+            action="staff.sign_in",
+            object_type="user",
+            object_id=user.id if user is not None else username[:64],
+            at=now,
+            result=outcome.code if isinstance(outcome, HuiminError) else "ok",
+            detail={"username": username[:64]} if failed else {},
+        )
+        return outcome
+
     if user is None:
         with contextlib.suppress(VerificationError):
             _HASHER.verify(_DUMMY_HASH, password)
-        return _refused()
+        return await audited(_refused())
     if user.disabled_at is not None:
-        return _refused()
+        return await audited(_refused())
     if user.locked_at is not None:
-        return HuiminError(
-            "this account is locked after too many failed sign-ins; ask an administrator to unlock it",
-            code="account_locked",
-            status=423,
+        return await audited(
+            HuiminError(
+                "this account is locked after too many failed sign-ins; ask an administrator to unlock it",
+                code="account_locked",
+                status=423,
+            )
         )
-    now = clock.now()
     if not _password_ok(user, password) or not _second_factor_ok(user, totp_code, sealer, now):
         user.failed_sign_ins += 1
         if user.failed_sign_ins >= MAX_FAILED_SIGN_INS:
             user.locked_at = now
         await session.flush()
-        return _refused()
+        return await audited(_refused())
     user.failed_sign_ins = 0
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     session.add(
@@ -222,7 +253,7 @@ async def sign_in(
         )
     )
     await session.flush()
-    return SignedIn(token, csrf, principal_of(user))
+    return await audited(SignedIn(token, csrf, principal_of(user)))
 
 
 def _password_ok(user: UserRow, password: str) -> bool:
@@ -291,8 +322,17 @@ async def end_session(session: AsyncSession, *, token: str, clock: Clock) -> Non
         row.ended_at = clock.now()
 
 
-async def unlock_user(session: AsyncSession, *, username: str) -> None:
+async def unlock_user(session: AsyncSession, *, username: str, clock: Clock) -> None:
+    """The operator's shell unlocks an account locked after too many failed sign-ins (recorded)."""
     user = await session.scalar(select(UserRow).where(UserRow.username == username))
     if user is None:
         raise NotFound(f"no user {username!r}", code="unknown_user")
     user.locked_at, user.failed_sign_ins = None, 0
+    await audit.record(
+        session,
+        principal=Principal.system("cli"),
+        action="user.unlock",
+        object_type="user",
+        object_id=user.id,
+        at=clock.now(),
+    )

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from huimin.audit import service as audit
 from huimin.auth.principals import Permission, Principal
 from huimin.campaigns.models import CampaignRow, FunderRow
 from huimin.errors import ConflictError, HuiminError, InvalidInput, NotFound, Problem
@@ -124,6 +125,15 @@ async def request_deposit(
     )
     session.add(row)
     await session.flush()
+    await audit.record(
+        session,
+        principal=principal,
+        action="ledger.deposit_requested",
+        object_type="deposit",
+        object_id=row.id,
+        at=row.requested_at,
+        detail={"funder": found.code, "amount_fen": row.amount_fen},
+    )
     return Deposit(row, found.code)
 
 
@@ -161,6 +171,15 @@ async def approve_deposit(
     row.approved_at = now
     row.transaction_id = transaction_id
     await session.flush()
+    await audit.record(
+        session,
+        principal=principal,
+        action="ledger.deposit_approved",
+        object_type="deposit",
+        object_id=row.id,
+        at=now,
+        detail={"funder": funder.code, "amount_fen": row.amount_fen, "transaction_id": transaction_id},
+    )
     return Deposit(row, funder.code)
 
 

@@ -19,6 +19,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from huimin.audit import service as audit
 from huimin.auth.principals import Permission, Principal
 from huimin.errors import ConflictError, InvalidInput, Problem
 from huimin.kit.clock import Clock, to_local
@@ -416,6 +417,15 @@ async def export_final_list(
         )
     buffer = io.BytesIO()
     workbook.save(buffer)
+    await audit.record(
+        session,
+        principal=principal,
+        action="export.final_list",
+        object_type="campaign",
+        object_id=campaign_id,
+        at=now,
+        detail={"jurisdiction": jurisdiction.value if jurisdiction else None, "rows": len(rows)},
+    )
     scope_label = "全市" if jurisdiction is None else jurisdiction.label
     return Export(
         file_name=f"{campaign.code}-参与商家名单-{scope_label}-{to_local(now):%Y%m%d}.xlsx",

@@ -20,6 +20,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from huimin.audit import service as audit
 from huimin.auth.principals import Permission, Principal, Role
 from huimin.campaigns.models import CampaignRow
 from huimin.campaigns.repository import CampaignRepository
@@ -241,6 +242,15 @@ async def _step(
         )
     )
     session.add(transition)
+    await audit.record(
+        session,
+        principal=principal,
+        action=f"merchant.{action.value}",
+        object_type="merchant",
+        object_id=row.id,
+        at=now,
+        detail={"from": before.value, "to": after.value, "reason": reason.strip()},
+    )
     kind = EVENTS.get(action)
     if kind is not None:
         await session.flush()  # the event names its transition

@@ -10,6 +10,7 @@ from decimal import Decimal
 from openpyxl import Workbook
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from huimin.audit import service as audit
 from huimin.auth.principals import Permission, Principal
 from huimin.campaigns.models import BatchRow
 from huimin.campaigns.service import get_campaign
@@ -141,6 +142,15 @@ async def export_sales_ledger(
     sheet.page_setup.orientation = "landscape"
     buffer = io.BytesIO()
     workbook.save(buffer)
+    await audit.record(
+        session,
+        principal=principal,
+        action="export.sales_ledger",
+        object_type="campaign",
+        object_id=campaign_id,
+        at=now,
+        detail={"jurisdiction": jurisdiction.value if jurisdiction else None, "rows": len(found)},
+    )
     return SalesLedger(
         file_name=f"{campaign.code}-汽车家电销售台账-{scope}-{to_local(now):%Y%m%d}.xlsx",
         content=buffer.getvalue(),

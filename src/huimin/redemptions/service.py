@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from huimin.audit import service as audit
 from huimin.auth.principals import Permission, Principal
 from huimin.campaigns.domain import RefundPolicy
 from huimin.campaigns.models import BatchRow
@@ -394,6 +395,15 @@ async def verify(
         )
     await session.flush()
     await ledger_service.post(session, campaign_id=redemption.campaign_id, transaction=posting, at=now)
+    await audit.record(
+        session,
+        principal=principal,
+        action="redemption.invoice_verified" if approve else "redemption.invoice_rejected",
+        object_type="redemption",
+        object_id=redemption.id,
+        at=now,
+        detail={"subsidy_fen": redemption.subsidy_fen, "note": redemption.verification_note},
+    )
     return redemption
 
 
