@@ -84,16 +84,18 @@ def serve(
 @app.command()
 def demo(
     residents: Annotated[int, typer.Option(min=1, help="Synthetic residents.")] = 20_000,
+    merchants: Annotated[int, typer.Option(min=0, help="Synthetic merchants invited to the campaign.")] = 800,
     seed: Annotated[int, typer.Option(help="Same seed, same summary.json.")] = 2022,
     out: Annotated[Path, typer.Option(help="Where the demo database and summary.json go.")] = Path(
         "var/demo"
     ),
 ) -> None:
     """Run the Ziyang 2022 campaign June to December on a simulated clock through the real services
-    (so far: residents, rounds, lotteries, expiry and recycling; more with each domain that lands)."""
+    (so far: residents, rounds, lotteries, merchants, redemptions, invoices, refunds, expiry and recycling;
+    more with each domain that lands). See docs/demo.md."""
     from huimin.simulation.run import run_demo
 
-    summary = asyncio.run(run_demo(residents=residents, seed=seed, out=out))
+    summary = asyncio.run(run_demo(residents=residents, merchants=merchants, seed=seed, out=out))
     failed = [name for name, ok in summary.get("invariants", {}).items() if not ok]
     if failed:
         err.print(f"invariants failed: {', '.join(failed)}", markup=False)

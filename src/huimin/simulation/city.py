@@ -1,7 +1,10 @@
-"""The synthetic city behind `huimin demo`: residents of 资阳市 as the payment app knows them.
+"""The synthetic city behind `huimin demo`: residents of 资阳市 as the payment app knows them, and the
+shops the commerce bureau invites.
 
-Everything is drawn from one `random.Random(seed)`, in a fixed order, so one seed gives one city:
-the same ID numbers, phones, devices, homes and habits, whatever the machine.
+Everything is drawn from `random.Random` streams of the seed, in a fixed order, so one seed gives one
+city: the same ID numbers, phones, devices, homes and habits, the same shops, whatever the machine.
+Residents and merchants draw from streams of their own, so the number of merchants never changes who
+the residents are.
 
 - Homes are spread over the three districts by population (雁江区 about 1.1 million inhabitants, 安岳县
   1.0 million, 乐至县 0.5 million), at GCJ-02 points drawn uniformly inside each district's boundary
@@ -17,6 +20,21 @@ the same ID numbers, phones, devices, homes and habits, whatever the machine.
 - Habits: how likely someone is to try for vouchers in a given week, which categories they care about,
   and whether they are shopping for a car or home appliances this year (the big-ticket vouchers that
   sell out in minutes).
+
+Merchants (`Merchant`, `build_merchants`):
+
+- spread over the five jurisdictions that review them: 雁江区 most, then 安岳县 and 乐至县, a few in 高新区
+  and 临空经济区 (both inside 雁江区, where their customers live);
+- categories weighted like a city's high streets: catering and retail most, then services, lodging and
+  wholesale, and a few dozen car dealers and appliance shops (the big-ticket batches' only scope). The
+  first merchants cover every category once, so even a tiny city has somewhere to spend every voucher;
+- a statistical class fitting the trade, business hours fitting the trade (restaurants close between
+  lunch and dinner, hotels never close, night-snack stalls run past midnight), one or two till
+  terminals, a well-formed unified social credit code (GB 32100 check character, the jurisdiction's
+  region code), a settlement account and a contact;
+- about one in twenty has a problem the county will reject the application for (`review_problem`);
+  some run promotions of their own that a voucher stacks with (`promotion`); some are busier than
+  others (`popularity`).
 
 Probabilities are floats: they are behaviour, never money.
 """
@@ -34,14 +52,17 @@ from shapely.geometry import shape
 
 from huimin.eligibility.geofence import BOUNDARY_FILE, Crs, Location, default_geofence, wgs84_to_gcj02
 from huimin.eligibility.identity import id_check_digit
-from huimin.kit.terms import Category, District
+from huimin.kit.terms import Category, District, Jurisdiction, MerchantClass
+from huimin.merchants.domain import CREDIT_CODE_ALPHABET, credit_code_check_character, parse_business_hours
 
 __all__ = [
     "CHENGDU",
     "DISTRICT_POPULATION",
     "City",
+    "Merchant",
     "Resident",
     "build_city",
+    "build_merchants",
     "gcj02_to_wgs84",
 ]
 
@@ -105,10 +126,38 @@ class Resident:
     wants_appliances: int  # appliance vouchers they are after (0, 1 or 2)
 
 
+@dataclass(frozen=True, slots=True)
+class Merchant:
+    """One shop on the commerce bureau's invitation list, with what the operator will complete."""
+
+    serial: int
+    credit_code: str
+    legal_name: str
+    jurisdiction: Jurisdiction
+    category: Category
+    merchant_class: MerchantClass
+    registered_address: str
+    business_hours: str
+    open_spans: tuple[tuple[int, int], ...]  # minutes of the day; a span may run past midnight
+    terminals: tuple[str, ...]
+    bank_name: str
+    bank_account: str
+    contact_name: str
+    contact_phone: str
+    review_problem: str | None  # why the county rejects the application, None when it approves
+    promotion: float  # share of purchases the merchant's own discount applies to (0: none)
+    popularity: float  # relative number of customers
+
+    @property
+    def district(self) -> District:
+        return self.jurisdiction.district
+
+
 @dataclass(frozen=True)
 class City:
     seed: int
     residents: tuple[Resident, ...]
+    merchants: tuple[Merchant, ...] = ()
 
     def by_district(self) -> dict[str, int]:
         """Residents per home district code, `outside` for those who live elsewhere."""
@@ -161,8 +210,8 @@ class _Sampler:
         return lng, lat
 
 
-def build_city(*, residents: int, seed: int) -> City:
-    """`residents` app users, the same for the same seed."""
+def build_city(*, residents: int, seed: int, merchants: int = 0) -> City:
+    """`residents` app users and `merchants` invited shops, the same for the same seed."""
     if residents < 1:
         raise ValueError("a city needs at least one resident")
     rng = random.Random(seed)  # noqa: S311 (a reproducible synthetic population, not a secret)
@@ -198,7 +247,7 @@ def build_city(*, residents: int, seed: int) -> City:
                     sampler=sampler,
                 )
             )
-    return City(seed=seed, residents=tuple(people))
+    return City(seed=seed, residents=tuple(people), merchants=build_merchants(count=merchants, seed=seed))
 
 
 def _households(rng: random.Random, residents: int) -> Iterator[list[int]]:
@@ -276,3 +325,157 @@ def _phone(rng: random.Random, used: set[str]) -> str:
         if number not in used:
             used.add(number)
             return number
+
+
+# --- merchants ----------------------------------------------------------------------------------------
+
+_JURISDICTION_WEIGHTS = {
+    Jurisdiction.YANJIANG: 0.44,
+    Jurisdiction.ANYUE: 0.28,
+    Jurisdiction.LEZHI: 0.18,
+    Jurisdiction.GAOXIN: 0.06,
+    Jurisdiction.LINKONG: 0.04,
+}
+# 800 merchants: about 320 restaurants, 256 shops, ... 24 car dealers and 40 appliance shops.
+_CATEGORY_WEIGHTS = {
+    Category.CATERING: 0.40,
+    Category.RETAIL: 0.32,
+    Category.SERVICES: 0.10,
+    Category.LODGING: 0.06,
+    Category.WHOLESALE: 0.04,
+    Category.CARS: 0.03,
+    Category.APPLIANCES: 0.05,
+}
+_CLASS_WEIGHTS = {
+    Category.CATERING: {
+        MerchantClass.BELOW_QUOTA_SAMPLED: 0.5,
+        MerchantClass.ABOVE_QUOTA: 0.2,
+        MerchantClass.COMPLEX_TENANT: 0.2,
+        MerchantClass.KEY_CULTIVATION: 0.1,
+    },
+    Category.RETAIL: {
+        MerchantClass.BELOW_QUOTA_SAMPLED: 0.4,
+        MerchantClass.ABOVE_QUOTA: 0.3,
+        MerchantClass.COMPLEX_TENANT: 0.2,
+        MerchantClass.KEY_CULTIVATION: 0.1,
+    },
+    Category.SERVICES: {
+        MerchantClass.ABOVE_SCALE_SERVICES: 0.4,
+        MerchantClass.BELOW_QUOTA_SAMPLED: 0.4,
+        MerchantClass.COMPLEX_TENANT: 0.2,
+    },
+    Category.LODGING: {MerchantClass.ABOVE_SCALE_SERVICES: 0.6, MerchantClass.ABOVE_QUOTA: 0.4},
+    Category.WHOLESALE: {MerchantClass.ABOVE_QUOTA: 0.7, MerchantClass.KEY_CULTIVATION: 0.3},
+    Category.CARS: {MerchantClass.ABOVE_QUOTA: 0.8, MerchantClass.KEY_CULTIVATION: 0.2},
+    Category.APPLIANCES: {
+        MerchantClass.ABOVE_QUOTA: 0.6,
+        MerchantClass.COMPLEX_TENANT: 0.2,
+        MerchantClass.BELOW_QUOTA_SAMPLED: 0.2,
+    },
+}
+_HOURS = {
+    Category.CATERING: (("10:00-14:00,17:00-22:00", 0.5), ("09:00-21:00", 0.4), ("18:00-02:00", 0.1)),
+    Category.RETAIL: (("09:00-21:00", 0.6), ("08:30-22:00", 0.3), ("00:00-24:00", 0.1)),
+    Category.SERVICES: (("09:00-20:00", 0.7), ("10:00-22:00", 0.3)),
+    Category.LODGING: (("00:00-24:00", 1.0),),
+    Category.WHOLESALE: (("08:00-18:00", 1.0),),
+    Category.CARS: (("09:00-18:00", 1.0),),
+    Category.APPLIANCES: (("09:00-21:00", 1.0),),
+}
+_TRADE_NAMES = {
+    Category.CATERING: ("火锅店", "餐馆", "小吃店", "面馆", "烧烤店", "中餐厅", "川菜馆"),
+    Category.RETAIL: ("超市", "便利店", "百货店", "服装店", "鞋店", "书店", "文具店"),
+    Category.SERVICES: ("美容美发店", "洗衣店", "摄影工作室", "健身中心", "汽车美容店"),
+    Category.LODGING: ("酒店", "宾馆", "商务酒店"),
+    Category.WHOLESALE: ("商贸有限公司", "批发部", "农副产品批发部"),
+    Category.CARS: ("汽车销售服务有限公司", "汽车贸易有限公司"),
+    Category.APPLIANCES: ("家电商场", "电器有限公司", "数码家电城"),
+}
+_COMPANIES = frozenset({Category.LODGING, Category.WHOLESALE, Category.CARS, Category.APPLIANCES})
+_BRANDS = (
+    "老码头", "蜀味", "柠都", "安岳", "乐至", "迎春", "金沙", "兴隆", "福满", "好运来", "鑫源", "佳家",
+    "德顺", "丰收", "天府", "沱江", "莲花", "九曲河", "宏达", "万家", "永丰", "嘉禾", "龙泉", "红星",
+)  # fmt: skip
+_STREETS = ("建设路", "和平路", "娇子大道", "人民路", "外北街", "新华路", "南门路", "车城大道", "凤岭路")
+_CREDIT_REGION = {  # 行政区划代码 where the company is registered; both zones lie in 雁江区
+    Jurisdiction.YANJIANG: "512002",
+    Jurisdiction.ANYUE: "512021",
+    Jurisdiction.LEZHI: "512022",
+    Jurisdiction.GAOXIN: "512002",
+    Jurisdiction.LINKONG: "512002",
+}
+_BANKS = ("中国工商银行资阳分行", "中国农业银行资阳分行", "中国建设银行资阳分行", "四川农信资阳分行")
+_SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何罗"
+_GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超霞平刚"
+REVIEW_PROBLEMS = (
+    "营业执照已过期",
+    "经营范围与申报行业不符",
+    "结算账户户名与营业执照不一致",
+    "未提供食品经营许可证",
+)
+REJECTED_SHARE = 0.05
+PROMOTING_SHARE = 0.3  # merchants running a promotion of their own (seed 六(十): vouchers stack with it)
+TWO_TILLS_SHARE = 0.3
+
+
+def build_merchants(*, count: int, seed: int) -> tuple[Merchant, ...]:
+    """`count` merchants to invite, the same for the same seed (a stream of their own)."""
+    rng = random.Random(f"{seed}/merchants")  # noqa: S311 (a reproducible synthetic list, not a secret)
+    categories = list(_CATEGORY_WEIGHTS)
+    jurisdictions = list(_JURISDICTION_WEIGHTS)
+    used: set[str] = set()
+    merchants = []
+    for serial in range(count):
+        # the first ones cover every category, in 雁江区, so even a tiny city can spend every voucher
+        if serial < len(categories):
+            category, jurisdiction = categories[serial], Jurisdiction.YANJIANG
+        else:
+            category = rng.choices(categories, list(_CATEGORY_WEIGHTS.values()))[0]
+            jurisdiction = rng.choices(jurisdictions, list(_JURISDICTION_WEIGHTS.values()))[0]
+        merchants.append(_merchant(rng, serial, category, jurisdiction, used))
+    return tuple(merchants)
+
+
+def _merchant(
+    rng: random.Random, serial: int, category: Category, jurisdiction: Jurisdiction, used: set[str]
+) -> Merchant:
+    classes = _CLASS_WEIGHTS[category]
+    hours = _HOURS[category]
+    business_hours = rng.choices([text for text, _ in hours], [weight for _, weight in hours])[0]
+    company = category in _COMPANIES or rng.random() < 0.3
+    place = "资阳市" + (jurisdiction.district.label if jurisdiction.district is not District.YANJIANG else "")
+    name = f"{place}{rng.choice(_BRANDS)}{rng.choice(_TRADE_NAMES[category])}"
+    if company and not name.endswith("公司"):
+        name += "有限公司"
+    contact = rng.choice(_SURNAMES) + "".join(rng.choices(_GIVEN, k=rng.choice((1, 2))))
+    tills = 2 if rng.random() < TWO_TILLS_SHARE else 1
+    return Merchant(
+        serial=serial,
+        credit_code=_credit_code(rng, "91" if company else "92", _CREDIT_REGION[jurisdiction], used),
+        legal_name=name,
+        jurisdiction=jurisdiction,
+        category=category,
+        merchant_class=rng.choices(list(classes), list(classes.values()))[0],
+        registered_address=f"四川省资阳市{jurisdiction.label}{rng.choice(_STREETS)}{rng.randint(1, 399)}号",
+        business_hours=business_hours,
+        open_spans=parse_business_hours(business_hours).spans,
+        terminals=tuple(f"T{serial:06d}{till}" for till in range(1, tills + 1)),
+        bank_name=rng.choice(_BANKS),
+        bank_account="6222" + "".join(rng.choices("0123456789", k=15)),
+        contact_name=contact,
+        contact_phone=rng.choice(_PHONE_PREFIXES) + f"{rng.randrange(100_000_000):08d}",
+        review_problem=rng.choice(REVIEW_PROBLEMS) if rng.random() < REJECTED_SHARE else None,
+        promotion=rng.uniform(0.3, 0.8) if rng.random() < PROMOTING_SHARE else 0.0,
+        popularity=rng.lognormvariate(0.0, 0.6),
+    )
+
+
+def _credit_code(rng: random.Random, kind: str, region: str, used: set[str]) -> str:
+    """统一社会信用代码: registration authority and kind (91 a company, 92 an individual business), the
+    region code, a 9-character organisation code and the GB 32100 check character."""
+    while True:
+        body = f"{kind}{region}MA" + "".join(rng.choices(CREDIT_CODE_ALPHABET, k=7))
+        code = body + credit_code_check_character(body)
+        if code not in used:
+            used.add(code)
+            return code

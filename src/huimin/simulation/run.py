@@ -1,10 +1,15 @@
 """`huimin demo`: the Ziyang 2022 campaign, June to December, on a simulated clock, through the services.
 
-A fresh embedded database, the campaign file as the city loaded it, an app partner, the union's member
-list and a synthetic city (`simulation.city`); then the clock walks through every round in time order. Every claim is `claims.service.claim_voucher` in its own transaction
-(what the claim endpoint runs inside its idempotency wrapper), every lottery entry `enter_lottery`, every
-draw `draw_lottery` followed by `verify_lottery`, and `expire_and_recycle` runs at every local midnight.
-Nothing is written behind the services' backs: a request the API would refuse is refused here.
+A fresh embedded database, the campaign file as the city loaded it, each funder's budget deposited and
+approved (`ledger.request_deposit`, `approve_deposit`), an app partner and a till (terminal) partner,
+the union's member list and a synthetic city (`simulation.city`); then the clock walks through every
+event in time order. The merchants are onboarded in June (`simulation.onboarding`). Every claim is
+`claims.service.claim_voucher` in its own transaction (what the claim endpoint runs inside its
+idempotency wrapper), every lottery entry `enter_lottery`, every draw `draw_lottery` followed by
+`verify_lottery`, every purchase at a till `redemptions.service.redeem`, every invoice check `verify`
+by the county reviewer of the merchant's jurisdiction, every refund `refund`, and `expire_and_recycle`
+runs at every local midnight. Nothing is written behind the services' backs: a request the API would
+refuse is refused here, and counted by its code.
 
 What residents do:
 
@@ -20,13 +25,22 @@ What residents do:
   asking for car vouchers;
 - the app registers a user through `register_resident` just before their first request (at the round's
   planning, five minutes before it opens): residents who never try for a voucher never reach the
-  platform, so `residents_registered` is below `residents` in a large city.
+  platform, so `residents_registered` is below `residents` in a large city;
+- whoever gets a voucher (at a claim, or as a lottery winner at the draw) plans what to do with it
+  (`simulation.spending`): most spend it within its validity at an active merchant near home, during
+  the merchant's hours, on a basket around the threshold; a basket found short (`below_threshold`) is
+  topped up and scanned once more; big-ticket purchases carry invoices, which the county checks the next
+  working day (a few are rejected and the voucher goes back to its holder); a few purchases come back
+  for a refund, in full (the voucher returns when the batch allows, and is planned again) or in part;
+  some holders let the voucher lapse, and a few of those try at a till after it expired.
 
 Cost. On SQLite a claim is about 10-15 ms of ORM work and a registration about 9 ms (measured on two
 cores), so the walk costs what its requests cost; concurrent waves cost SQLite about 40 % more than the
 same requests one by one (writers queue on BEGIN IMMEDIATE and poll), which is the price of a real surge. The demand knobs below (`EVERYDAY_REQUESTS_PER_ROUND`,
 `LOTTERY_ENTRIES_PER_ROUND`) scale everyone's propensity down evenly in a large city; they bound the
-number of requests, never the rules.
+number of requests, never the rules. A redemption costs about what a claim costs, and nearly every
+voucher leads to one (plus an invoice check for big-ticket ones), so the same knobs bound the tills'
+work too; onboarding costs about 4 ms per merchant and step. docs/demo.md has the measured timings.
 
 Determinism. The same seed gives the same summary.json. Ids and voucher codes come from `secrets` and
 are not in the summary; everything counted is a function of the seed because concurrency is only used
@@ -45,6 +59,13 @@ its last vouchers go to the earliest requests, as a fair queue would give them. 
 wave's last arrival while it runs (a wave spans at most `WAVE_SPAN` and never straddles a release, a
 close or a draw: those are events of their own).
 
+The tills run one transaction at a time, in the heap's fixed order (never in a wave): a merchant's daily
+cap per batch (`per_merchant_daily`) is the one rule where two redemptions of different vouchers meet,
+so their order decides, and a serial order is the simplest order that is always the same. Each voucher's
+behaviour comes from a random stream named after the voucher's round, holder and batch (one voucher per
+person, round and batch in this campaign), so no other event shifts it; order and invoice numbers
+count the tills' requests in that same fixed order.
+
 One thing stays random by design: the lottery's seed (`secrets`, committed before registration). The
 draw picks the same *number* of winners from the same entries, and while a draw has no more entries
 than stock (always, within the entry budget: 5,000 union vouchers a week) everybody who entered wins,
@@ -62,8 +83,9 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -92,28 +114,35 @@ from huimin.eligibility.schemas import ResidentIn
 from huimin.errors import ConfigurationError, HuiminError
 from huimin.kit.clock import ManualClock, local_datetime, to_local
 from huimin.kit.hashing import mask, normalise_identifier
+from huimin.kit.money import Fen
 from huimin.kit.sealing import Sealer
 from huimin.kit.terms import Category, District
+from huimin.ledger import service as ledger
+from huimin.ledger.checks import run_checks
+from huimin.merchants.models import MerchantRow
+from huimin.merchants.service import MerchantSealer
 from huimin.migrate import upgrade
+from huimin.redemptions import service as redemptions
+from huimin.redemptions.domain import HOLDS_VOUCHER, RedemptionStatus
+from huimin.redemptions.models import RedemptionRow, RefundRow
+from huimin.simulation import spending
 from huimin.simulation.city import City, Resident, build_city
+from huimin.simulation.onboarding import CITY, FINANCE, STEPS, Onboarding, reviewer
+from huimin.simulation.spending import Shop, Shops, Visit
 
-__all__ = ["CAMPAIGN_FILE", "PENDING", "SUMMARY_FILE", "campaign_file", "run_demo"]
+__all__ = ["CAMPAIGN_FILE", "DATABASE_FILE", "PENDING", "SUMMARY_FILE", "campaign_file", "run_demo"]
 
 CAMPAIGN_FILE = "ziyang-2022.toml"
 SUMMARY_FILE = "summary.json"
 DATABASE_FILE = "huimin-demo.db"
 
 PENDING = (
-    "vouchers_redeemed",
-    "redemption_rate",
     "subsidy_settled_fen",
-    "consumption_driven_fen",
-    "leverage",
     "recovered_fen",
     "alerts",
     "cases_confirmed",
 )
-"""Summary keys of parts not built yet (merchants, redemption, settlement, risk, recovery): null for now."""
+"""Summary keys of parts not built yet (settlement, risk, recovery): null for now."""
 
 SURGE_CONCURRENCY = 20  # concurrent claim transactions at a release
 MAX_WAVE = 200
@@ -150,7 +179,13 @@ def campaign_file() -> Path:
 
 
 async def run_demo(
-    *, residents: int, seed: int, out: Path, database_url: str | None = None, progress: bool = True
+    *,
+    residents: int,
+    merchants: int,
+    seed: int,
+    out: Path,
+    database_url: str | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Run the whole campaign on a fresh database and write `out/summary.json`; returns the summary.
 
@@ -161,17 +196,21 @@ async def run_demo(
     """
     if residents < 1:
         raise ValueError("the demo needs at least one resident")
+    if merchants < 0:
+        raise ValueError("the number of merchants cannot be negative")
     source, url = _prepare(out, database_url)
     console = Console(quiet=not progress)
     timings: dict[str, float] = {}
     with _progress(console) as bars:
-        with _phase(bars, timings, "city", f"synthetic city of {residents:,} residents"):
-            city = build_city(residents=residents, seed=seed)
+        with _phase(
+            bars, timings, "city", f"synthetic city of {residents:,} residents and {merchants:,} merchants"
+        ):
+            city = build_city(residents=residents, merchants=merchants, seed=seed)
         with _phase(bars, timings, "database", "database schema"):
             await asyncio.to_thread(upgrade, url)
         engine = create_engine(url)
         try:
-            with _phase(bars, timings, "set-up", "campaign, app partner, union member list"):
+            with _phase(bars, timings, "set-up", "campaign, deposits, partners, union member list"):
                 demo = await _Demo.set_up(
                     sessions=create_sessionmaker(engine),
                     settings=Settings(database_url=url),
@@ -183,6 +222,8 @@ async def run_demo(
             with _timed(timings, "campaign"):
                 await demo.walk(bars)
             timings["of which registration"] = demo.registration_seconds
+            timings["of which onboarding"] = demo.onboarding_seconds
+            timings["of which redemptions"] = demo.redemption_seconds
             with _phase(bars, timings, "summary", "summary and invariants"):
                 summary = await demo.summary()
         finally:
@@ -212,17 +253,65 @@ class _Attempt:
 
 
 @dataclass(frozen=True)
+class _Held:
+    """A voucher a resident holds, as their app shows it, and the random stream of what they do with it."""
+
+    voucher_id: str
+    code: str
+    resident: int  # serial in the city
+    batch: BatchRow
+    claimed_at: datetime
+    valid_until: datetime
+    stream: str
+
+
+@dataclass(frozen=True)
+class _Spend:
+    """A purchase at the till with a voucher (or a late try with an expired one)."""
+
+    held: _Held
+    visit: Visit
+    topped_up: bool = False  # the second scan, after adding to a basket below the threshold
+    late: bool = False  # the voucher had expired: the resident tries anyway
+
+
+@dataclass(frozen=True)
+class _AfterSale:
+    """What follows a redemption: the county's invoice check, or a refund."""
+
+    redemption_id: str
+    payable: int
+    spend: _Spend
+
+
+EventKind = Literal["attempt", "plan", "boundary", "draw", "midnight", "onboard", "spend", "verify", "refund"]
+
+
+@dataclass(frozen=True)
 class _Event:
     """Something that happens at an instant: a request, or a job of the campaign's calendar."""
 
-    kind: Literal["attempt", "plan", "boundary", "draw", "midnight"]
+    kind: EventKind
     attempt: _Attempt | None = None
     round: RoundRow | None = None
+    step: str = ""  # onboarding
+    spend: _Spend | None = None
+    after_sale: _AfterSale | None = None
 
 
 # Same instant: calendar jobs before requests (the release before the first claim at 10:00:00, the draw
 # before the claims of the same Friday morning).
-_PRIORITY = {"midnight": 0, "boundary": 0, "plan": 0, "draw": 1, "attempt": 2}
+_PRIORITY = {
+    "midnight": 0,
+    "boundary": 0,
+    "plan": 0,
+    "onboard": 0,
+    "draw": 1,
+    "attempt": 2,
+    "spend": 2,
+    "verify": 2,
+    "refund": 2,
+}
 
 
 @dataclass
@@ -233,6 +322,11 @@ class _Tally:
     lotteries_verified: int = 0
     lotteries_oversubscribed: int = 0
     sold_out: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # batch -> rounds
+    redemption_outcomes: Counter[str] = field(default_factory=Counter)  # every scan at a till
+    topped_up: Counter[str] = field(default_factory=Counter)  # outcome of the second scan
+    late_tries: Counter[str] = field(default_factory=Counter)  # outcome of the expired vouchers' tries
+    verifications: Counter[str] = field(default_factory=Counter)
+    refund_outcomes: Counter[str] = field(default_factory=Counter)
 
 
 class _Demo:
@@ -246,6 +340,7 @@ class _Demo:
         clock: ManualClock,
         campaign: CampaignRow,
         partner_id: str,
+        till_partner_id: str,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -253,11 +348,25 @@ class _Demo:
         self.seed = seed
         self.clock = clock
         self.campaign = campaign
-        self.partner_id = partner_id
+        self.partner_id = partner_id  # the payment app's key
+        self.till_partner_id = till_partner_id  # the merchants' till terminals' key (the acquirer)
         self.geofence: Geofence = default_geofence()
         self.sealer: Sealer = lottery_sealer(settings.secret_key.get_secret_value())
         self.resident_ids: dict[int, str] = {}  # serial -> resident id, once registered
+        self.serials: dict[str, int] = {}  # resident id -> serial
         self.registration_seconds = 0.0
+        self.onboarding_seconds = 0.0
+        self.redemption_seconds = 0.0
+        self.onboarding = Onboarding(
+            sessions=sessions,
+            sealer=MerchantSealer.from_settings(settings),
+            clock=clock,
+            campaign_id=campaign.id,
+            merchants=city.merchants,
+        )
+        self.shops = Shops(())  # the active merchants, once onboarded
+        self.terms = {batch.id: batch.terms() for batch in campaign.batches}
+        self.tills = itertools.count(1)  # the tills' order and invoice numbers
         self.tally = _Tally()
         self.semaphore = asyncio.Semaphore(SURGE_CONCURRENCY)
         self.events: list[tuple[datetime, int, int, _Event]] = []
@@ -286,18 +395,23 @@ class _Demo:
         clock = ManualClock(local_datetime(date(2022, 6, 1), datetime.min.time()))
         async with unit_of_work(sessions) as session:
             loaded = await campaigns.load_campaign(session, text=source, clock=clock)
-            partner = await create_partner(
-                session,
-                name="惠民 demo payment app",
-                kind=PartnerKind.APP,
-                sealer=partner_sealer(settings.secret_key.get_secret_value()),
-                clock=clock,
-            )
             if not loaded.created:
                 raise ConfigurationError(
                     f"campaign {loaded.code} is already in {_redacted(sessions)}: the demo needs an empty database"
                 )
+            sealer = partner_sealer(settings.secret_key.get_secret_value())
+            partner = await create_partner(
+                session, name="惠民 demo payment app", kind=PartnerKind.APP, sealer=sealer, clock=clock
+            )
+            tills = await create_partner(
+                session,
+                name="惠民 demo merchant tills (收单机构)",
+                kind=PartnerKind.TERMINAL,
+                sealer=sealer,
+                clock=clock,
+            )
             campaign = await campaigns.get_campaign(session, campaign_id=loaded.campaign_id)
+            await _deposit_budgets(session, campaign, clock)
         return cls(
             sessions=sessions,
             settings=settings,
@@ -306,6 +420,7 @@ class _Demo:
             clock=clock,
             campaign=campaign,
             partner_id=partner.partner.id,
+            till_partner_id=tills.partner.id,
         )
 
     # --- registration ---------------------------------------------------------------------------------
@@ -351,12 +466,15 @@ class _Demo:
                         clock=self.clock,
                     )
                     self.resident_ids[serial] = registered.resident.id
+                    self.serials[registered.resident.id] = serial
         self.registration_seconds += time.perf_counter() - started
 
     # --- the walk -------------------------------------------------------------------------------------
 
     async def walk(self, bars: Progress) -> None:
         """Every event of the campaign in time order; `expire_and_recycle` at every local midnight."""
+        for step, at in STEPS:
+            self._push(at, _Event("onboard", step=step))
         for round_ in self.campaign.rounds:
             self._push(round_.opens_at - timedelta(minutes=5), _Event("plan", round=round_))
             self._push(round_.opens_at, _Event("boundary"))
@@ -368,6 +486,7 @@ class _Demo:
             self._push(
                 local_datetime(first_day + timedelta(days=offset), datetime.min.time()), _Event("midnight")
             )
+        onboarding = bars.add_task(f"onboarding {len(self.city.merchants):,} merchants", total=len(STEPS))
         task = bars.add_task("campaign 2022-06-01", total=days)
         while self.events:
             at, _, _, event = heapq.heappop(self.events)
@@ -375,8 +494,14 @@ class _Demo:
                 await self._wave(at, event)
                 continue
             self.clock.set(at)
+            if event.kind in ("spend", "verify", "refund"):
+                await self._at_the_till(event)
+                continue
             self.stock.clear()  # calendar jobs move stock; read it again before the next wave
-            if event.kind == "plan":
+            if event.kind == "onboard":
+                await self._onboard(event.step)
+                bars.update(onboarding, advance=1)
+            elif event.kind == "plan":
                 assert event.round is not None  # noqa: S101 (pushed with its round)
                 await self._plan(event.round)
             elif event.kind == "draw":
@@ -384,7 +509,10 @@ class _Demo:
                 await self._draw(event.round)
             elif event.kind == "midnight":
                 await self._expire()
-                bars.update(task, advance=1, description=f"campaign {to_local(at):%Y-%m-%d}")
+                redeemed = self.tally.redemption_outcomes["ok"]
+                bars.update(
+                    task, advance=1, description=f"campaign {to_local(at):%Y-%m-%d}, {redeemed:,} redemptions"
+                )
 
     def _push(self, at: datetime, event: _Event) -> None:
         heapq.heappush(self.events, (at, _PRIORITY[event.kind], next(self.sequence), event))
@@ -498,8 +626,8 @@ class _Demo:
             last = next_at
         self.clock.set(last)
         outcomes = await asyncio.gather(*(self._send(attempt) for attempt in wave))
-        for attempt, outcome in zip(wave, outcomes, strict=True):
-            self._record(attempt, outcome)
+        for attempt, (outcome, voucher) in zip(wave, outcomes, strict=True):
+            self._record(attempt, outcome, voucher)
 
     async def _count_claim(self, attempt: _Attempt, claims_on: Counter[tuple[str, str]]) -> None:
         if attempt.kind == "claim":
@@ -518,8 +646,9 @@ class _Demo:
             self.stock[key] = int(left or 0)
         return self.stock[key]
 
-    async def _send(self, attempt: _Attempt) -> str:
-        """The request as the payment app sends it; its outcome is "ok" or the refusal's code."""
+    async def _send(self, attempt: _Attempt) -> tuple[str, _Held | None]:
+        """The request as the payment app sends it; its outcome is "ok" or the refusal's code, with the
+        voucher a claim got."""
         resident = self.city.residents[attempt.resident]
         resident_id = self.resident_ids[attempt.resident]
         async with self.semaphore:
@@ -537,17 +666,17 @@ class _Demo:
                             sealer=self.sealer,
                             clock=self.clock,
                         )
-                    return "ok"
-                await self._claim(attempt, resident, resident_id)
+                    return "ok", None
+                voucher = await self._claim(attempt, resident, resident_id)
             except HuiminError as refusal:
-                return refusal.code
-        return "ok"
+                return refusal.code, None
+        return "ok", voucher
 
-    async def _claim(self, attempt: _Attempt, resident: Resident, resident_id: str) -> None:
+    async def _claim(self, attempt: _Attempt, resident: Resident, resident_id: str) -> _Held:
         """POST /api/v1/rounds/{round}/claims without HTTP: the service the endpoint calls, in one
         transaction, with the request's Idempotency-Key stored on the voucher."""
         async with unit_of_work(self.sessions) as session:
-            await claims.claim_voucher(
+            claimed = await claims.claim_voucher(
                 session,
                 partner_id=self.partner_id,
                 resident_id=resident_id,
@@ -558,8 +687,23 @@ class _Demo:
                 clock=self.clock,
                 idempotency_key=attempt.idempotency_key,
             )
+            voucher = claimed.voucher
+            return self._held(voucher, attempt.round, attempt.resident, attempt.batch)
 
-    def _record(self, attempt: _Attempt, outcome: str) -> None:
+    def _held(self, voucher: VoucherRow, round_: RoundRow, serial: int, batch: BatchRow) -> _Held:
+        """A claimed voucher in its holder's hands; what they do with it is drawn from a stream of its
+        own (one voucher per person, round and batch), so no other event changes it."""
+        return _Held(
+            voucher_id=voucher.id,
+            code=voucher.code,
+            resident=serial,
+            batch=batch,
+            claimed_at=voucher.claimed_at,
+            valid_until=voucher.valid_until,
+            stream=f"{self.seed}/spend/{round_.code}/{serial}/{batch.code}",
+        )
+
+    def _record(self, attempt: _Attempt, outcome: str, voucher: _Held | None) -> None:
         serial, batch = attempt.resident, attempt.batch
         if attempt.kind == "entry":
             self.tally.entry_outcomes[outcome] += 1
@@ -570,6 +714,8 @@ class _Demo:
         if outcome == "ok":
             self.got[(serial, batch.id)] += 1
             self.stock[(attempt.round.id, batch.id)] -= 1
+            if voucher is not None:
+                self._plan_spending(voucher, after=voucher.claimed_at)
         elif outcome == "limit_reached":
             self.given_up.add((serial, batch.id))
         elif outcome == "sold_out":
@@ -590,16 +736,204 @@ class _Demo:
         self.tally.draws += 1
         self.tally.lotteries_verified += verified.matches
         self.tally.lotteries_oversubscribed += report.entries > int(released or 0)
+        async with self.sessions() as session:
+            won = (await session.scalars(select(VoucherRow).where(VoucherRow.round_id == round_.id))).all()
+        batches = {batch.id: batch for batch in self.campaign.batches}
+        for voucher in sorted(
+            won, key=lambda row: (self.serials[row.resident_id], batches[row.batch_id].position)
+        ):
+            held = self._held(voucher, round_, self.serials[voucher.resident_id], batches[voucher.batch_id])
+            self._plan_spending(held, after=voucher.claimed_at)
 
     async def _expire(self) -> None:
         async with unit_of_work(self.sessions) as session:
             await flows.expire_and_recycle(session, clock=self.clock)
+
+    # --- merchants and the tills -----------------------------------------------------------------------
+
+    async def _onboard(self, step: str) -> None:
+        """One onboarding step for every merchant; after the commitments, the active merchants are on the
+        residents' map (`GET /api/v1/merchants`: the database says who is active)."""
+        started = time.perf_counter()
+        await self.onboarding.step(step)
+        if step == STEPS[-1][0]:
+            by_code = {merchant.credit_code: merchant for merchant in self.city.merchants}
+            async with self.sessions() as session:
+                active = await session.execute(
+                    select(MerchantRow.id, MerchantRow.credit_code).where(
+                        MerchantRow.campaign_id == self.campaign.id, MerchantRow.status == "active"
+                    )
+                )
+                self.shops = Shops(Shop(by_code[code], merchant_id) for merchant_id, code in active)
+        self.onboarding_seconds += time.perf_counter() - started
+
+    def _plan_spending(self, held: _Held, *, after: datetime) -> None:
+        """Whether, where and when the holder spends the voucher (see `simulation.spending`); a holder who
+        lets it lapse sometimes tries at a till after it expired."""
+        rng = random.Random(held.stream)  # noqa: S311 (reproducible behaviour, not a secret)
+        resident = self.city.residents[held.resident]
+        terms = self.terms[held.batch.id]
+        category = spending.choose_category(rng, resident, terms.scope, self.shops)
+        if category is None:
+            return
+        if rng.random() < spending.SPEND_PROPENSITY[category]:
+            visit = spending.plan_visit(
+                rng,
+                resident=resident,
+                batch=terms,
+                category=category,
+                shops=self.shops,
+                after=after + timedelta(minutes=10),
+                before=held.valid_until,
+                mean_days=None if terms.big_ticket else spending.EVERYDAY_MEAN_DAYS,
+            )
+            if visit is not None:
+                self._push(visit.at, _Event("spend", spend=_Spend(held, visit)))
+            return
+        if rng.random() < spending.EXPIRED_TRY_SHARE:
+            visit = spending.plan_visit(
+                rng,
+                resident=resident,
+                batch=terms,
+                category=category,
+                shops=self.shops,
+                after=held.valid_until + timedelta(hours=1),
+                before=held.valid_until + timedelta(days=4),
+                mean_days=None,
+            )
+            if visit is not None:
+                self._push(visit.at, _Event("spend", spend=_Spend(held, visit, late=True)))
+
+    async def _at_the_till(self, event: _Event) -> None:
+        """One redemption, verification or refund, each in its own transaction, one at a time: the
+        per-merchant daily caps make the order of redemptions matter, and the heap's order is fixed."""
+        started = time.perf_counter()
+        if event.spend is not None:
+            await self._redeem(event.spend)
+        elif event.after_sale is not None and event.kind == "verify":
+            await self._verify(event.after_sale)
+        elif event.after_sale is not None:
+            await self._refund(event.after_sale)
+        self.redemption_seconds += time.perf_counter() - started
+
+    async def _redeem(self, spend: _Spend) -> None:
+        """POST /api/v1/redemptions without HTTP: the till's request, signed by the terminal partner."""
+        held, visit = spend.held, spend.visit
+        number = next(self.tills)
+        local = to_local(self.clock.now())
+        payable = Fen(visit.order - visit.discount)
+        invoice = (
+            redemptions.Invoice(
+                sales_invoice_no=f"{local:%y}{number:08d}",
+                sales_invoice_fen=payable,
+                tax_invoice_no=f"51{local:%y}{number:010d}",
+            )
+            if held.batch.big_ticket
+            else None
+        )
+        request = redemptions.RedemptionRequest(
+            voucher_code=held.code,
+            merchant_id=visit.shop.merchant_id,
+            terminal_id=visit.terminal,
+            order_amount=visit.order,
+            merchant_discount=visit.discount,
+            category=visit.category,
+            invoice=invoice,
+            order_ref=f"{visit.terminal}-{local:%Y%m%d}-{number:06d}",
+        )
+        redemption_id = ""
+        try:
+            async with unit_of_work(self.sessions) as session:
+                redeemed = await redemptions.redeem(
+                    session,
+                    partner_id=self.till_partner_id,
+                    request=request,
+                    clock=self.clock,
+                    idempotency_key=f"demo-redeem-{number}",
+                )
+                redemption_id = redeemed.redemption.id
+            outcome = "ok"
+        except HuiminError as refusal:
+            outcome = refusal.code
+        self.tally.redemption_outcomes[outcome] += 1
+        if spend.late:
+            self.tally.late_tries[outcome] += 1
+            return
+        if spend.topped_up:
+            self.tally.topped_up[outcome] += 1
+        if outcome == "below_threshold" and not spend.topped_up:
+            # the cashier says it is short; the resident adds something and the cashier scans again
+            rng = random.Random(f"{held.stream}/top-up")  # noqa: S311 (reproducible behaviour)
+            order = spending.top_up(
+                rng, self.terms[held.batch.id], order=visit.order, discount=visit.discount
+            )
+            again = _Spend(held, replace(visit, order=order), topped_up=True)
+            self._push(
+                self.clock.now()
+                + timedelta(seconds=rng.randrange(30, spending.LAST_ORDERS_MINUTES * 60 - 60)),
+                _Event("spend", spend=again),
+            )
+        elif outcome == "ok":
+            after_sale = _AfterSale(redemption_id, int(payable), spend)
+            if visit.verify_at is not None:
+                self._push(visit.verify_at, _Event("verify", after_sale=after_sale))
+            elif visit.refund_at is not None:
+                self._push(visit.refund_at, _Event("refund", after_sale=after_sale))
+
+    async def _verify(self, after_sale: _AfterSale) -> None:
+        """The county commerce department of the merchant's jurisdiction checks the invoices (seed 六(八))."""
+        approve = not after_sale.spend.visit.invoice_rejected
+        try:
+            async with unit_of_work(self.sessions) as session:
+                await redemptions.verify(
+                    session,
+                    principal=reviewer(after_sale.spend.visit.shop.merchant.jurisdiction),
+                    redemption_id=after_sale.redemption_id,
+                    approve=approve,
+                    note="发票真实有效，核验通过" if approve else "销售发票与税务发票信息不一致",
+                    clock=self.clock,
+                )
+            outcome = "verified" if approve else "rejected"
+        except HuiminError as refusal:
+            outcome = refusal.code
+        self.tally.verifications[outcome] += 1
+
+    async def _refund(self, after_sale: _AfterSale) -> None:
+        """The purchase comes back: all of it, or part of it (rounded to the yuan). A full refund within the
+        voucher's validity gives the voucher back, and its holder plans to spend it again."""
+        share = after_sale.spend.visit.refund_share
+        payable = after_sale.payable
+        amount = payable
+        if share is not None and payable > 200:
+            amount = min(payable - 100, max(100, round(payable * share / 100) * 100))
+        restored = False
+        try:
+            async with unit_of_work(self.sessions) as session:
+                refunded = await redemptions.refund(
+                    session,
+                    partner_id=self.till_partner_id,
+                    redemption_id=after_sale.redemption_id,
+                    amount=Fen(amount),
+                    clock=self.clock,
+                    idempotency_key=f"demo-refund-{after_sale.redemption_id}",
+                )
+                restored = refunded.refund.voucher_restored
+            outcome = "full" if amount == payable else "partial"
+        except HuiminError as refusal:
+            outcome = refusal.code
+        self.tally.refund_outcomes[outcome] += 1
+        if restored:
+            held = after_sale.spend.held
+            self._plan_spending(replace(held, stream=f"{held.stream}/again"), after=self.clock.now())
 
     # --- the summary ----------------------------------------------------------------------------------
 
     async def summary(self) -> dict[str, Any]:
         async with self.sessions() as session:
             facts = await _Facts.read(session, self.campaign)
+            sales = await _Sales.read(session, self.campaign)
+            ledger_report = await run_checks(session, self.campaign)
+        ledger_checks = {f"{result.invariant} {result.name}": result.ok for result in ledger_report.results}
         tally = self.tally
         rounds = self.campaign.rounds
         lottery_rounds = sum(1 for round_ in rounds if _is_lottery(round_))
@@ -633,12 +967,177 @@ class _Demo:
                 "vouchers_expired_for_recovery": facts.expired - facts.recycled,
                 "stock_recycled": facts.stock_recycled,
                 "stock_unclaimed_at_end": facts.remaining,
+                "merchants_invited": sales.merchants_invited,
+                "merchants_rejected": sales.merchants_by_status.get("county_rejected", 0),
+                "merchants_active": sales.merchants_by_status.get("active", 0),
+                "merchants_active_by_jurisdiction": sales.active_by_jurisdiction,
+                "merchants_active_by_category": sales.active_by_category,
+                "redemptions_attempted": sum(tally.redemption_outcomes.values()),
+                "redemption_outcomes": dict(sorted(tally.redemption_outcomes.items())),
+                "redemptions_topped_up": dict(sorted(tally.topped_up.items())),
+                "redemptions_after_expiry": dict(sorted(tally.late_tries.items())),
+                "redemptions_by_status": sales.by_status,
+                "vouchers_redeemed": sales.redeemed,
+                "vouchers_redeemed_by_batch": {
+                    code: sales.redeemed_by_batch.get(code, 0) for code in facts.batch_codes
+                },
+                "redemption_rate": _ratio(sales.redeemed, facts.vouchers, places=4),
+                "consumption_driven_fen": sales.consumption,
+                "subsidy_fen": sales.subsidy_confirmed + sales.subsidy_pending,
+                "subsidy_confirmed_fen": sales.subsidy_confirmed,
+                "subsidy_pending_fen": sales.subsidy_pending,
+                "merchant_discounts_fen": sales.merchant_discounts,
+                "leverage": _ratio(
+                    sales.consumption, sales.subsidy_confirmed + sales.subsidy_pending, places=2
+                ),
+                "redemptions_by_category": sales.by_category,
+                "invoices": {
+                    **{outcome: tally.verifications.get(outcome, 0) for outcome in ("verified", "rejected")},
+                    "pending": sales.by_status.get(RedemptionStatus.PENDING_VERIFICATION.value, 0),
+                },
+                "refunds": sales.refunds | {"outcomes": dict(sorted(tally.refund_outcomes.items()))},
+                "ledger_checks": ledger_checks,
                 "invariants": facts.invariants(
-                    lotteries_verified=tally.lotteries_verified == tally.draws == lottery_rounds
+                    lotteries_verified=tally.lotteries_verified == tally.draws == lottery_rounds,
+                    more={**sales.checks, "ledger_checks": ledger_report.ok},
                 ),
             }
         )
         return summary
+
+
+def _ratio(numerator: int, denominator: int, *, places: int) -> str | None:
+    """numerator ÷ denominator as a decimal string (half-even), None when there is nothing to divide by."""
+    if denominator == 0:
+        return None
+    return str(
+        (Decimal(numerator) / Decimal(denominator)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
+    )
+
+
+async def _deposit_budgets(session: AsyncSession, campaign: CampaignRow, clock: ManualClock) -> None:
+    """资金拨付: each funder's whole budget, recorded by the commerce bureau and approved by the finance
+    bureau (maker and checker are different people), so the ledger's budget covers every claim."""
+    for funder in sorted(campaign.funders, key=lambda funder: funder.position):
+        deposit = await ledger.request_deposit(
+            session,
+            principal=CITY,
+            campaign_id=campaign.id,
+            funder_code=funder.code,
+            amount=Fen(funder.budget_fen),
+            clock=clock,
+            note=f"{funder.name} 资金拨付 (demo)",
+        )
+        await ledger.approve_deposit(session, principal=FINANCE, deposit_id=deposit.row.id, clock=clock)
+
+
+@dataclass
+class _Sales:
+    """Merchants and redemptions as the database holds them at the end, and their invariants."""
+
+    merchants_invited: int
+    merchants_by_status: dict[str, int]
+    active_by_jurisdiction: dict[str, int]
+    active_by_category: dict[str, int]
+    by_status: dict[str, int]
+    redeemed: int
+    redeemed_by_batch: dict[str, int]
+    consumption: int  # what residents and vouchers paid at the till, net of refunds, holding redemptions
+    subsidy_confirmed: int  # confirmed (and settled), net of subsidy returned by refunds
+    subsidy_pending: int  # big-ticket, awaiting the county's invoice check
+    merchant_discounts: int
+    by_category: dict[str, dict[str, int]]
+    refunds: dict[str, int]
+    checks: dict[str, bool]
+
+    @classmethod
+    async def read(cls, session: AsyncSession, campaign: CampaignRow) -> _Sales:
+        merchants = (
+            await session.execute(
+                select(MerchantRow.status, MerchantRow.jurisdiction, MerchantRow.category).where(
+                    MerchantRow.campaign_id == campaign.id
+                )
+            )
+        ).all()
+        active = [
+            (jurisdiction, category) for status, jurisdiction, category in merchants if status == "active"
+        ]
+        codes = {batch.id: batch.code for batch in campaign.batches}
+        rows = (
+            await session.scalars(select(RedemptionRow).where(RedemptionRow.campaign_id == campaign.id))
+        ).all()
+        holding_statuses = {status.value for status in HOLDS_VOUCHER}
+        holding = [row for row in rows if row.status in holding_statuses]
+        confirmed = (RedemptionStatus.CONFIRMED.value, RedemptionStatus.SETTLED.value)
+        by_category: dict[str, dict[str, int]] = {}
+        for row in holding:
+            figures = by_category.setdefault(
+                row.category, {"redeemed": 0, "consumption_fen": 0, "subsidy_fen": 0}
+            )
+            figures["redeemed"] += 1
+            figures["consumption_fen"] += _net_payable(row)
+            figures["subsidy_fen"] += row.subsidy_fen - row.subsidy_returned_fen
+        holders = Counter(row.voucher_id for row in holding)
+        spent = set(
+            (
+                await session.scalars(
+                    select(VoucherRow.id).where(
+                        VoucherRow.campaign_id == campaign.id, VoucherRow.status.in_(("redeemed", "settled"))
+                    )
+                )
+            ).all()
+        )
+        refunds = (
+            await session.execute(
+                select(RefundRow.amount_fen, RefundRow.subsidy_returned_fen, RefundRow.voucher_restored)
+                .join(RedemptionRow, RedemptionRow.id == RefundRow.redemption_id)
+                .where(RedemptionRow.campaign_id == campaign.id)
+            )
+        ).all()
+        return cls(
+            merchants_invited=len(merchants),
+            merchants_by_status=dict(sorted(Counter(status for status, _, _ in merchants).items())),
+            active_by_jurisdiction=dict(sorted(Counter(jurisdiction for jurisdiction, _ in active).items())),
+            active_by_category=dict(sorted(Counter(category for _, category in active).items())),
+            by_status=dict(sorted(Counter(row.status for row in rows).items())),
+            redeemed=len(holding),
+            redeemed_by_batch=dict(Counter(codes[row.batch_id] for row in holding)),
+            consumption=sum(_net_payable(row) for row in holding),
+            subsidy_confirmed=sum(
+                row.subsidy_fen - row.subsidy_returned_fen for row in holding if row.status in confirmed
+            ),
+            subsidy_pending=sum(
+                row.subsidy_fen
+                for row in holding
+                if row.status == RedemptionStatus.PENDING_VERIFICATION.value
+            ),
+            merchant_discounts=sum(row.merchant_discount_fen for row in holding),
+            by_category=dict(sorted(by_category.items())),
+            refunds={
+                "count": len(refunds),
+                "amount_fen": sum(amount for amount, _, _ in refunds),
+                "subsidy_returned_fen": sum(returned for _, returned, _ in refunds),
+                "vouchers_restored": sum(1 for _, _, restored in refunds if restored),
+            },
+            checks={
+                "I3_one_holding_redemption_per_voucher": all(count == 1 for count in holders.values()),
+                "I3_vouchers_redeemed_equal_holding_redemptions": set(holders) == spent,
+                "subsidy_within_voucher_value": all(
+                    0 < row.subsidy_fen <= min(row.voucher_value_fen, _payable(row))
+                    and 0 <= row.subsidy_returned_fen <= row.subsidy_fen
+                    and 0 <= row.refunded_fen <= _payable(row)
+                    for row in rows
+                ),
+            },
+        )
+
+
+def _payable(row: RedemptionRow) -> int:
+    return row.order_fen - row.merchant_discount_fen
+
+
+def _net_payable(row: RedemptionRow) -> int:
+    return _payable(row) - row.refunded_fen
 
 
 @dataclass
@@ -657,8 +1156,8 @@ class _Facts:
     remaining: int
     checks: dict[str, bool]
 
-    def invariants(self, *, lotteries_verified: bool) -> dict[str, bool]:
-        return dict(sorted({**self.checks, "lotteries_verified": lotteries_verified}.items()))
+    def invariants(self, *, lotteries_verified: bool, more: dict[str, bool]) -> dict[str, bool]:
+        return dict(sorted({**self.checks, **more, "lotteries_verified": lotteries_verified}.items()))
 
     @classmethod
     async def read(cls, session: AsyncSession, campaign: CampaignRow) -> _Facts:
@@ -882,8 +1381,16 @@ def _report(console: Console, summary: dict[str, Any], timings: dict[str, float]
         "vouchers_claimed",
         "vouchers_expired",
         "vouchers_recycled",
+        "merchants_invited",
+        "merchants_rejected",
+        "merchants_active",
+        "redemptions_attempted",
+        "vouchers_redeemed",
     ):
         table.add_row(key, f"{summary[key]:,}")
+    for key in ("consumption_driven_fen", "subsidy_fen", "merchant_discounts_fen"):
+        table.add_row(key.removesuffix("_fen"), Fen(summary[key]).format())
+    table.add_row("redemption rate, leverage", f"{summary['redemption_rate']}, {summary['leverage']}")
     table.add_row(
         "claim outcomes", ", ".join(f"{code} {count:,}" for code, count in summary["claim_outcomes"].items())
     )
@@ -893,6 +1400,15 @@ def _report(console: Console, summary: dict[str, Any], timings: dict[str, float]
     table.add_row(
         "by district",
         ", ".join(f"{code} {count:,}" for code, count in summary["claimed_by_district"].items()),
+    )
+    table.add_row(
+        "redemption outcomes",
+        ", ".join(f"{code} {count:,}" for code, count in summary["redemption_outcomes"].items()),
+    )
+    table.add_row("invoices", ", ".join(f"{code} {count:,}" for code, count in summary["invoices"].items()))
+    table.add_row(
+        "refunds",
+        ", ".join(f"{code} {count:,}" for code, count in summary["refunds"]["outcomes"].items()) or "none",
     )
     for name, holds in summary["invariants"].items():
         table.add_row(name, "[green]holds[/green]" if holds else "[red]VIOLATED[/red]")
