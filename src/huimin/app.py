@@ -37,6 +37,7 @@ from huimin.kit.clock import Clock, SystemClock
 from huimin.merchants.endpoints import router as merchants_router
 from huimin.redemptions.endpoints import router as redemptions_router
 from huimin.redis_client import connect_redis
+from huimin.risk.endpoints import router as risk_router
 
 __all__ = ["create_app"]
 
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(claims_router)
     app.include_router(merchants_router)
     app.include_router(redemptions_router)
+    app.include_router(risk_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:

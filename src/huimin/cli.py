@@ -25,6 +25,7 @@ from huimin.kit.money import Fen
 from huimin.kit.terms import Category
 from huimin.ledger.cli import ledger_app
 from huimin.merchants.cli import merchant_app
+from huimin.risk.cli import risk_app
 
 app = typer.Typer(
     pretty_exceptions_enable=False,  # plain tracebacks: rich ones print local variables, secrets included
@@ -41,6 +42,7 @@ app.add_typer(partner_app, name="partner")
 app.add_typer(merchant_app, name="merchant")
 app.add_typer(audit_app, name="audit")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(risk_app, name="risk")
 round_app = typer.Typer(help="Rounds (场次): extra rounds (加场).", no_args_is_help=True)
 claims_app = typer.Typer(help="Claims: expiry and recycling.", no_args_is_help=True)
 lottery_app = typer.Typer(help="Lottery rounds (摇号): commit, draw, verify.", no_args_is_help=True)

@@ -16,6 +16,7 @@ MODEL_MODULES = (
     "huimin.merchants.models",
     "huimin.redemptions.models",
     "huimin.ledger.models",
+    "huimin.risk.models",
 )
 
 

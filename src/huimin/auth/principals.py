@@ -48,15 +48,37 @@ class Permission(StrEnum):
     USER_MANAGE = "user.manage"  # console accounts: list, create
     REDEMPTION_READ = "redemption.read"  # search redemptions (a county its own, a merchant its own)
     INVOICE_VERIFY = "invoice.verify"  # big-ticket invoices, own jurisdiction only (seed 六(八))
+    TILL_REDEEM = "till.redeem"  # a merchant user redeems at its own registered terminals (console till)
     SALES_LEDGER_EXPORT = "sales_ledger.export"  # county car and appliance sales ledgers
     LEDGER_DEPOSIT = "ledger.deposit"  # record a funder's deposit (maker)
     LEDGER_APPROVE = "ledger.approve"  # approve a deposit (checker: never the one who recorded it)
     LEDGER_READ = "ledger.read"  # balances and invariant checks
+    SETTLEMENT_PREPARE = "settlement.prepare"  # prepare runs, import bank files, clawbacks, request recovery
+    SETTLEMENT_APPROVE = "settlement.approve"  # approve runs and recoveries (never one's own)
+    SETTLEMENT_READ = "settlement.read"  # runs, reconciliation, statements
+    SETTLEMENT_EXPORT = "settlement.export"  # the clearing file for the bank (carries clear accounts)
+    RISK_READ = "risk.read"  # fraud alerts, cases, the watch list (a county: its own merchants only)
+    RISK_INVESTIGATE = "risk.investigate"  # open cases from alerts, investigate, dismiss, confirm
+    RISK_REFER = "risk.refer"  # refer a confirmed case to the market regulator or the police
+    RISK_REFERRAL_READ = "risk.referral_read"  # a receiving department: the cases referred to it
+    COMPLAINT_REGISTER = (
+        "complaint.register"  # 12345 hotline, market regulator, PBOC: register, close after callback
+    )
+    COMPLAINT_READ = "complaint.read"  # complaints of the caller's department, channel or jurisdiction
+    COMPLAINT_HANDLE = (
+        "complaint.handle"  # assign, work on, resolve the complaints routed to one's department
+    )
+    INSPECTION_RECORD = "inspection.record"  # the market regulator's findings against merchants
+    INSPECTION_READ = "inspection.read"  # findings (a county: its own merchants'), the city's inbox
+    ANNOUNCEMENT_PUBLISH = "announcement.publish"  # announcements and activity rules (publicity)
+    PRIVACY_PURGE = "privacy.purge"  # erase a campaign's personal data after its final settlement
 
 
 # Every government role reads the overview: its figures are aggregates (SPEC §7), scoped where they
 # concern records of a jurisdiction (merchants).
 _OVERVIEW = frozenset({Permission.REPORT_READ})
+# A department that answers complaints routed to it reads and handles them (scope in complaints.service).
+_COMPLAINTS = frozenset({Permission.COMPLAINT_READ, Permission.COMPLAINT_HANDLE})
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
     Role.CITY_ADMIN: frozenset(
@@ -73,6 +95,13 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.SALES_LEDGER_EXPORT,
             Permission.LEDGER_DEPOSIT,
             Permission.LEDGER_READ,
+            Permission.SETTLEMENT_READ,
+            Permission.RISK_READ,
+            Permission.RISK_INVESTIGATE,
+            Permission.RISK_REFER,
+            Permission.COMPLAINT_READ,
+            Permission.COMPLAINT_HANDLE,
+            Permission.INSPECTION_READ,
         }
     ),
     Role.COUNTY_REVIEWER: frozenset(
@@ -85,6 +114,10 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.REDEMPTION_READ,
             Permission.INVOICE_VERIFY,
             Permission.SALES_LEDGER_EXPORT,
+            Permission.RISK_READ,
+            Permission.COMPLAINT_READ,
+            Permission.COMPLAINT_HANDLE,
+            Permission.INSPECTION_READ,
         }
     ),
     Role.OPERATOR: frozenset(
@@ -99,6 +132,14 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.SALES_LEDGER_EXPORT,
             Permission.LEDGER_DEPOSIT,
             Permission.LEDGER_READ,
+            Permission.SETTLEMENT_PREPARE,
+            Permission.SETTLEMENT_READ,
+            Permission.SETTLEMENT_EXPORT,
+            Permission.RISK_READ,
+            Permission.RISK_INVESTIGATE,
+            Permission.RISK_REFER,
+            Permission.COMPLAINT_READ,
+            Permission.COMPLAINT_HANDLE,
         }
     ),
     Role.UNION_ADMIN: _OVERVIEW | {Permission.CAMPAIGN_READ},
@@ -108,14 +149,25 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
         Permission.REDEMPTION_READ,
         Permission.LEDGER_APPROVE,
         Permission.LEDGER_READ,
+        Permission.SETTLEMENT_APPROVE,
+        Permission.SETTLEMENT_READ,
+        Permission.SETTLEMENT_EXPORT,
     },
-    Role.MARKET_REGULATOR: _OVERVIEW | {Permission.MERCHANT_READ, Permission.REDEMPTION_READ},
-    Role.POLICE: _OVERVIEW,
-    Role.PBOC: _OVERVIEW,
-    Role.HOTLINE: _OVERVIEW,
-    Role.PUBLICITY: _OVERVIEW,
+    Role.MARKET_REGULATOR: _OVERVIEW
+    | {Permission.MERCHANT_READ, Permission.REDEMPTION_READ, Permission.RISK_REFERRAL_READ}
+    | _COMPLAINTS
+    | {Permission.COMPLAINT_REGISTER, Permission.INSPECTION_RECORD, Permission.INSPECTION_READ},
+    Role.POLICE: _OVERVIEW | {Permission.RISK_REFERRAL_READ},
+    Role.PBOC: _OVERVIEW | _COMPLAINTS | {Permission.COMPLAINT_REGISTER},
+    Role.HOTLINE: _OVERVIEW | {Permission.COMPLAINT_REGISTER, Permission.COMPLAINT_READ},
+    Role.PUBLICITY: _OVERVIEW | {Permission.COMPLAINT_READ, Permission.ANNOUNCEMENT_PUBLISH},
     Role.MERCHANT: frozenset(
-        {Permission.MERCHANT_COMMIT, Permission.MERCHANT_READ, Permission.REDEMPTION_READ}
+        {
+            Permission.MERCHANT_COMMIT,
+            Permission.MERCHANT_READ,
+            Permission.REDEMPTION_READ,
+            Permission.TILL_REDEEM,
+        }
     ),
     Role.SYSTEM: frozenset(Permission),
 }

@@ -1,0 +1,198 @@
+"""HTTP for fraud monitoring, `/api/v1/staff/risk` (console users): alerts with their evidence, the watch
+list, cases from alerts, their steps, and a campaign's rule settings.
+
+Endpoints parse, call a service with the signed-in principal, and shape the answer; who may see and do
+what is decided in `service` (403 `forbidden`, 404 outside the caller's scope).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+
+from huimin.deps import ClockDep, SessionDep, StaffDep
+from huimin.risk import service
+from huimin.risk.domain import AlertStatus, CaseStatus, Rule, SubjectKind
+from huimin.risk.repository import AlertFilter
+from huimin.risk.schemas import (
+    AlertOut,
+    AlertPage,
+    CaseDetailOut,
+    CaseIn,
+    CasePage,
+    StepIn,
+    WatchEntryOut,
+    alert_out,
+    alert_page,
+    case_detail_out,
+    case_page,
+    watch_entry_out,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/staff/risk", tags=["risk (console)"])
+
+_READ: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not_signed_in, session_expired"},
+    403: {"description": "forbidden (the role may not)"},
+    404: {"description": "unknown_alert, unknown_case (also outside the caller's scope)"},
+}
+_ACT: dict[int | str, dict[str, Any]] = {
+    **_READ,
+    409: {"description": "invalid_transition (and the merchants service's for a sanction)"},
+    422: {"description": "invalid_request, invalid_case, invalid_step"},
+}
+
+
+@router.get(
+    "/alerts", response_model=AlertPage, summary="Alerts (预警), highest score first", responses=_READ
+)
+async def list_alerts(
+    session: SessionDep,
+    principal: StaffDep,
+    campaign_id: Annotated[str | None, Query(max_length=32)] = None,
+    rule: Rule | None = None,
+    status: AlertStatus | None = None,
+    subject_kind: SubjectKind | None = None,
+    subject_id: Annotated[str | None, Query(max_length=64)] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 50,
+) -> AlertPage:
+    where = AlertFilter(
+        campaign_id=campaign_id,
+        rule=None if rule is None else rule.value,
+        status=None if status is None else status.value,
+        subject_kind=None if subject_kind is None else subject_kind.value,
+        subject_id=subject_id,
+    )
+    return alert_page(
+        await service.list_alerts(session, principal=principal, where=where, page=page, page_size=page_size)
+    )
+
+
+@router.get(
+    "/alerts/{alert_id}", response_model=AlertOut, summary="One alert with its evidence", responses=_READ
+)
+async def get_alert(alert_id: str, session: SessionDep, principal: StaffDep) -> AlertOut:
+    return alert_out(await service.get_alert(session, principal=principal, alert_id=alert_id))
+
+
+@router.get(
+    "/watch-list",
+    response_model=list[WatchEntryOut],
+    summary="Merchants, persons and devices by combined risk score (重点关注名单)",
+    responses=_READ,
+)
+async def watch_list(
+    session: SessionDep,
+    principal: StaffDep,
+    campaign_id: Annotated[str | None, Query(max_length=32)] = None,
+    min_score: Annotated[int | None, Query(ge=0)] = None,
+) -> list[WatchEntryOut]:
+    entries = await service.watch_list(
+        session, principal=principal, campaign_id=campaign_id, min_score=min_score
+    )
+    return [watch_entry_out(entry) for entry in entries]
+
+
+@router.post(
+    "/cases",
+    status_code=201,
+    response_model=CaseDetailOut,
+    summary="Open a case from alerts (立案)",
+    responses=_ACT,
+)
+async def open_case(body: CaseIn, session: SessionDep, principal: StaffDep, clock: ClockDep) -> CaseDetailOut:
+    detail = await service.open_case(
+        session,
+        principal=principal,
+        alert_ids=body.alert_ids,
+        title=body.title,
+        reason=body.reason,
+        clock=clock,
+    )
+    return case_detail_out(detail)
+
+
+@router.get(
+    "/cases",
+    response_model=CasePage,
+    summary="Cases (a department sees those referred to it)",
+    responses=_READ,
+)
+async def list_cases(
+    session: SessionDep,
+    principal: StaffDep,
+    campaign_id: Annotated[str | None, Query(max_length=32)] = None,
+    status: CaseStatus | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 50,
+) -> CasePage:
+    return case_page(
+        await service.list_cases(
+            session,
+            principal=principal,
+            campaign_id=campaign_id,
+            status=status,
+            page=page,
+            page_size=page_size,
+        )
+    )
+
+
+@router.get(
+    "/cases/{case_id}",
+    response_model=CaseDetailOut,
+    summary="One case: alerts, steps, referrals",
+    responses=_READ,
+)
+async def get_case(case_id: str, session: SessionDep, principal: StaffDep) -> CaseDetailOut:
+    return case_detail_out(await service.get_case(session, principal=principal, case_id=case_id))
+
+
+@router.post(
+    "/cases/{case_id}/transitions",
+    response_model=CaseDetailOut,
+    summary="A step of a case: investigate, dismiss, confirm, refer, sanction, assign, note",
+    responses=_ACT,
+)
+async def step_case(
+    case_id: str, body: StepIn, session: SessionDep, principal: StaffDep, clock: ClockDep
+) -> CaseDetailOut:
+    detail = await service.step_case(
+        session,
+        principal=principal,
+        case_id=case_id,
+        action=body.action,
+        reason=body.reason,
+        department=body.department,
+        measure=body.measure,
+        assignee=body.assignee,
+        clock=clock,
+    )
+    return case_detail_out(detail)
+
+
+@router.get("/settings/{campaign_id}", summary="A campaign's rule thresholds and weights", responses=_READ)
+async def get_settings(campaign_id: str, session: SessionDep, principal: StaffDep) -> dict[str, Any]:
+    return (await service.campaign_settings(session, principal=principal, campaign_id=campaign_id)).as_dict()
+
+
+@router.put(
+    "/settings/{campaign_id}",
+    summary="Replace a campaign's overrides of the defaults (docs/risk.md lists every setting)",
+    responses={**_READ, 422: {"description": "invalid_risk_settings"}},
+)
+async def put_settings(
+    campaign_id: str,
+    overrides: Annotated[dict[str, Any], Body()],
+    session: SessionDep,
+    principal: StaffDep,
+    clock: ClockDep,
+) -> dict[str, Any]:
+    settings = await service.put_settings(
+        session, principal=principal, campaign_id=campaign_id, overrides=overrides, clock=clock
+    )
+    return settings.as_dict()

@@ -1,0 +1,177 @@
+"""Alerts to cases over the staff API, on SQLite and PostgreSQL: who sees what (scope answers 404), the
+lifecycle with its refused steps, referral to the police who then see the case, and the sanction that
+expels the merchant through the merchants service (dishonest list, outbox event for the money side)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from huimin.auth.principals import Principal, Role
+from huimin.config import Settings
+from huimin.db import unit_of_work
+from huimin.kit.terms import Jurisdiction
+from huimin.merchants.models import DishonestEntryRow, MerchantEventRow, MerchantRow
+from huimin.risk import flows
+from tests.integration import test_risk_scan as risk_scan
+from tests.integration.merchant_helpers import CITY, OPERATOR, reviewer
+from tests.integration.staff import as_
+from tests.integration.till import Till
+
+# the app with test principals, and the till with the risk settings for a handful of transactions
+app = risk_scan.app
+till = risk_scan.till
+links, plant = risk_scan.links, risk_scan.plant
+
+RISK = "/api/v1/staff/risk"
+POLICE = Principal(actor_id="usr_police", role=Role.POLICE, name="市公安局 周警官")
+REGULATOR = Principal(actor_id="usr_regulator", role=Role.MARKET_REGULATOR, name="市场监管局 赵敏")
+HOTLINE = Principal(actor_id="usr_hotline", role=Role.HOTLINE, name="12345 孙丽")
+
+
+async def scanned(
+    till: Till, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> dict[str, Any]:
+    ids = await plant(till)
+    await flows.scan(sessions, links=links(settings), clock=till.clock)
+    return ids
+
+
+async def alert_of(http: httpx.AsyncClient, rule: str, subject_id: str) -> dict[str, Any]:
+    response = await http.get(
+        f"{RISK}/alerts", params={"rule": rule, "subject_id": subject_id}, headers=as_(OPERATOR)
+    )
+    assert response.status_code == 200, response.text
+    [alert] = response.json()["items"]
+    return dict(alert)
+
+
+async def step(http: httpx.AsyncClient, case_id: str, who: Principal, **body: Any) -> httpx.Response:
+    return await http.post(f"{RISK}/cases/{case_id}/transitions", json=body, headers=as_(who))
+
+
+async def test_a_case_from_alert_to_referral_and_expulsion(
+    till: Till, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    await scanned(till, sessions, settings)
+    http, merchant_id = till.http, till.merchants["catering"]
+    alert = await alert_of(http, "self_claim_self_redeem", merchant_id)
+    assert alert["evidence"]["contact_phone_masked"] == "138****5678"
+
+    # who sees the alert: monitoring staff and the county of the merchant; nobody else
+    assert (
+        await http.get(f"{RISK}/alerts/{alert['alert_id']}", headers=as_(reviewer(Jurisdiction.YANJIANG)))
+    ).status_code == 200
+    assert (
+        await http.get(f"{RISK}/alerts/{alert['alert_id']}", headers=as_(reviewer(Jurisdiction.LEZHI)))
+    ).status_code == 404
+    assert (await http.get(f"{RISK}/alerts", headers=as_(HOTLINE))).status_code == 403
+    assert (
+        await http.get(f"{RISK}/alerts/{alert['alert_id']}", headers=as_(POLICE))
+    ).status_code == 404  # not referred yet
+    watch = (await http.get(f"{RISK}/watch-list", headers=as_(OPERATOR))).json()
+    assert merchant_id in {entry["subject_id"] for entry in watch}
+
+    opened = await http.post(
+        f"{RISK}/cases",
+        json={"alert_ids": [alert["alert_id"]], "title": "店主自领自核", "reason": "联系电话与领券人一致"},
+        headers=as_(OPERATOR),
+    )
+    assert opened.status_code == 201, opened.text
+    case_id = opened.json()["case_id"]
+    assert opened.json()["status"] == "open"
+    again = await http.post(
+        f"{RISK}/cases",
+        json={"alert_ids": [alert["alert_id"]], "title": "重复", "reason": "x"},
+        headers=as_(OPERATOR),
+    )
+    assert again.status_code == 422  # an alert belongs to one case
+
+    refused = await step(http, case_id, OPERATOR, action="confirm", reason="属实")
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "invalid_transition"
+    assert (
+        await step(http, case_id, OPERATOR, action="investigate", reason="调取核销记录")
+    ).status_code == 200
+    assert (await step(http, case_id, OPERATOR, action="assign", assignee="李强")).status_code == 200
+    assert (
+        await step(http, case_id, OPERATOR, action="confirm", reason="店主本人手机领券并在本店核销")
+    ).status_code == 200
+    assert (
+        await step(http, case_id, OPERATOR, action="refer", reason="涉嫌套现", department="police")
+    ).status_code == 200
+
+    # the police now see the case and its alert, read only
+    seen = await http.get(f"{RISK}/cases", headers=as_(POLICE))
+    assert [item["case_id"] for item in seen.json()["items"]] == [case_id]
+    assert (await http.get(f"{RISK}/alerts/{alert['alert_id']}", headers=as_(POLICE))).status_code == 200
+    assert (await http.get(f"{RISK}/cases/{case_id}", headers=as_(REGULATOR))).status_code == 404
+    assert (await step(http, case_id, POLICE, action="note", reason="已受理")).status_code == 403
+
+    # the operator may not sanction; the city expels
+    assert (
+        await step(http, case_id, OPERATOR, action="sanction", reason="x", measure="expel")
+    ).status_code == 403
+    sanctioned = await step(
+        http, case_id, CITY, action="sanction", reason="查实套现，取消资格", measure="expel"
+    )
+    assert sanctioned.status_code == 200, sanctioned.text
+    detail = sanctioned.json()
+    assert (detail["status"], detail["measure"]) == ("sanctioned", "expel")
+    assert [(t["action"], t["to_status"], t["actor_role"]) for t in detail["transitions"]] == [
+        ("open", "open", "operator"),
+        ("investigate", "investigating", "operator"),
+        ("assign", "investigating", "operator"),
+        ("confirm", "confirmed", "operator"),
+        ("refer", "referred", "operator"),
+        ("sanction", "sanctioned", "city_admin"),
+    ]
+    assert [r["department"] for r in detail["referrals"]] == ["police"]
+    assert [a["status"] for a in detail["alerts"]] == ["confirmed"]
+    assert detail["allowed_actions"] == ["note"]
+    async with unit_of_work(sessions) as session:
+        merchant = await session.get(MerchantRow, merchant_id)
+        assert merchant is not None
+        assert merchant.status == "expelled"
+        events = (
+            await session.scalars(
+                select(MerchantEventRow.kind).where(MerchantEventRow.merchant_id == merchant_id)
+            )
+        ).all()
+        assert "merchant.expelled" in events
+        listed = await session.scalar(
+            select(DishonestEntryRow).where(DishonestEntryRow.merchant_id == merchant_id)
+        )
+        assert listed is not None
+        assert case_id in listed.reason
+
+
+async def test_a_dismissed_case_takes_its_alerts_off_the_watch_list(
+    till: Till, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    await scanned(till, sessions, settings)
+    http, merchant_id = till.http, till.merchants["catering_2"]
+    listed = {
+        entry["subject_id"]: entry
+        for entry in (await http.get(f"{RISK}/watch-list", headers=as_(CITY))).json()
+    }
+    assert set(listed[merchant_id]["rules"]) == {"split_orders", "threshold_hugging", "velocity"}
+    alert_ids = [
+        (await alert_of(http, rule, merchant_id))["alert_id"]
+        for rule in ("split_orders", "threshold_hugging", "velocity")
+    ]
+    opened = await http.post(
+        f"{RISK}/cases",
+        json={"alert_ids": alert_ids, "title": "拆单嫌疑", "reason": "同一人连续核销"},
+        headers=as_(CITY),
+    )
+    assert opened.status_code == 201, opened.text
+    case_id = opened.json()["case_id"]
+    dismissed = await step(http, case_id, CITY, action="dismiss", reason="家庭聚餐分单结账，已电话核实")
+    assert dismissed.json()["status"] == "dismissed"
+    assert (await step(http, case_id, CITY, action="investigate", reason="重开")).status_code == 409
+    watch = (await http.get(f"{RISK}/watch-list", headers=as_(CITY))).json()
+    assert merchant_id not in {entry["subject_id"] for entry in watch}
