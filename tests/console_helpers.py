@@ -1,10 +1,11 @@
-"""Helpers for the console tests (integration and browser): accounts of every role, and claims in
-each district so that the overview has figures to show."""
+"""Helpers for the console tests (integration and browser): accounts of every role, claims in each
+district and redemptions of them, so that the overview and the redemption pages have figures to show."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.auth.accounts import NewUser, create_user, totp_sealer
@@ -13,13 +14,17 @@ from huimin.auth.principals import Role
 from huimin.auth.service import create_partner, partner_sealer
 from huimin.claims import service as claims
 from huimin.claims.domain import RoundStatus
+from huimin.claims.models import VoucherRow
 from huimin.config import Settings
 from huimin.db import unit_of_work
 from huimin.eligibility import service as eligibility
 from huimin.eligibility.geofence import Crs, Location, default_geofence
 from huimin.eligibility.schemas import ResidentIn
 from huimin.kit.clock import Clock
-from huimin.kit.terms import District, Jurisdiction
+from huimin.kit.money import Fen
+from huimin.kit.terms import Category, District, Jurisdiction
+from huimin.redemptions import service as redemptions
+from huimin.redemptions.service import RedemptionRequest
 from tests.support import id_number, phone
 
 PASSWORD = "correct horse battery"
@@ -111,3 +116,37 @@ async def seed_claims(
                 )
             serial += 1
     return serial
+
+
+async def redeem_claimed(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: Clock,
+    *,
+    merchant_id: str,
+    terminal_id: str,
+    order_fen: int,
+    category: Category = Category.CATERING,
+    district: District | None = None,
+) -> str:
+    """Spend one claimed voucher (of a resident in `district`, if given) at the merchant's till, through
+    the redemption service as a terminal partner would; returns the redemption's id."""
+    async with unit_of_work(sessions) as session:
+        query = select(VoucherRow).where(VoucherRow.status == "claimed").order_by(VoucherRow.id.desc())
+        if district is not None:
+            query = query.where(VoucherRow.district == district.value)
+        voucher = (await session.scalars(query)).first()
+        assert voucher is not None, "no claimed voucher left"
+        redeemed = await redemptions.redeem(
+            session,
+            partner_id="ptn_console_tests",
+            request=RedemptionRequest(
+                voucher_code=voucher.code,
+                merchant_id=merchant_id,
+                terminal_id=terminal_id,
+                order_amount=Fen(order_fen),
+                merchant_discount=Fen(0),
+                category=category,
+            ),
+            clock=clock,
+        )
+        return redeemed.redemption.id

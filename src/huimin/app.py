@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,14 +19,16 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from huimin import __version__
+from huimin.announcements.endpoints import router as announcements_router
 from huimin.audit.http import install_request_context
 from huimin.auth.accounts import totp_sealer
 from huimin.auth.endpoints import router as staff_router
-from huimin.auth.service import partner_sealer
+from huimin.auth.service import PartnerKeys, RedisNonces, SqlNonces, partner_sealer
 from huimin.campaigns.endpoints import router as campaigns_router
 from huimin.claims.endpoints import router as claims_router
 from huimin.claims.gate import RedisGate, SqlGate
 from huimin.claims.lottery import lottery_sealer
+from huimin.complaints.endpoints import router as complaints_router
 from huimin.config import Settings
 from huimin.console.mount import mount_console
 from huimin.db import create_engine, create_sessionmaker
@@ -37,7 +40,10 @@ from huimin.kit.clock import Clock, SystemClock
 from huimin.merchants.endpoints import router as merchants_router
 from huimin.redemptions.endpoints import router as redemptions_router
 from huimin.redis_client import connect_redis
+from huimin.reports.endpoints import router as reports_router
 from huimin.risk.endpoints import router as risk_router
+from huimin.settlement.endpoints import router as settlement_router
+from huimin.supervision.endpoints import router as inspections_router
 
 __all__ = ["create_app"]
 
@@ -66,10 +72,18 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         engine = create_engine(settings.database_url, echo=settings.database_echo)
         app.state.engine = engine
         app.state.sessions = create_sessionmaker(engine)
-        redis = connect_redis(settings) if settings.claims_backend == "redis" else None
-        app.state.claim_gate = RedisGate(redis) if redis is not None else SqlGate()
+        redis = connect_redis(settings) if settings.redis_url else None
+        gate = redis if settings.claims_backend == "redis" else None
+        app.state.claim_gate = RedisGate(gate) if gate is not None else SqlGate()
         # with the Redis gate, claim answers live in Redis too, so a refused claim writes nothing to the database
-        app.state.idempotency_answers = RedisAnswers(redis) if redis is not None else None
+        app.state.idempotency_answers = RedisAnswers(gate) if gate is not None else None
+        # signed requests: keys cached in this worker, nonces shared by all workers (Redis when configured)
+        app.state.partner_keys = PartnerKeys(
+            app.state.sessions,
+            app.state.partner_sealer,
+            ttl=timedelta(seconds=settings.partner_key_cache_seconds),
+        )
+        app.state.nonces = RedisNonces(redis) if redis is not None else SqlNonces(app.state.sessions)
         try:
             yield
         finally:
@@ -101,7 +115,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(claims_router)
     app.include_router(merchants_router)
     app.include_router(redemptions_router)
+    app.include_router(settlement_router)
     app.include_router(risk_router)
+    app.include_router(complaints_router)
+    app.include_router(inspections_router)
+    app.include_router(announcements_router)
+    app.include_router(reports_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:

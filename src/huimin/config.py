@@ -6,6 +6,7 @@ Production (`HUIMIN_ENV=production`) refuses to start while any secret still has
 
 from __future__ import annotations
 
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -39,10 +40,28 @@ class Settings(BaseSettings):
         description="HMAC key for ID numbers and phone numbers; keep it outside the database.",
     )
     database_echo: bool = False
+    partner_key_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="how long a worker keeps a partner key (and so how long a revoked key still works); 0: read it per request",
+    )
     assets_dir: Path | None = Field(
         default=None,
         description="the installed npm packages the console serves (`npm ci` makes ./node_modules); "
         "unset: the project's node_modules",
+    )
+    complaint_sla_days: dict[str, int] = Field(
+        default_factory=dict,
+        description="working days to answer a complaint, per category, overriding the defaults of "
+        'complaints.domain.DEFAULT_SLA_DAYS (JSON, e.g. {"cannot_claim": 2})',
+    )
+    complaint_holidays: list[date] = Field(
+        default_factory=list, description="public holidays (法定节假日) that are not working days (JSON list)"
+    )
+    privacy_purge_after_days: int = Field(
+        default=180,
+        ge=0,
+        description="days after a campaign's final settlement before its personal data is purged",
     )
     host: str = "127.0.0.1"
     port: int = 8000

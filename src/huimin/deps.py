@@ -62,7 +62,8 @@ def signed_path(request: Request) -> str:
 async def _partner(request: Request) -> Partner:
     headers = request.headers
     return await authenticate(
-        request.app.state.sessions,
+        keys=request.app.state.partner_keys,
+        nonces=request.app.state.nonces,
         key_id=headers.get("X-Huimin-Key"),
         timestamp=headers.get("X-Huimin-Timestamp"),
         nonce=headers.get("X-Huimin-Nonce"),
@@ -74,7 +75,6 @@ async def _partner(request: Request) -> Partner:
             nonce=headers.get("X-Huimin-Nonce", ""),
             body=await request.body(),
         ),
-        sealer=request.app.state.partner_sealer,
         clock=request.app.state.clock,
     )
 

@@ -16,7 +16,13 @@ MODEL_MODULES = (
     "huimin.merchants.models",
     "huimin.redemptions.models",
     "huimin.ledger.models",
+    "huimin.settlement.models",
     "huimin.risk.models",
+    "huimin.complaints.models",
+    "huimin.supervision.models",
+    "huimin.announcements.models",
+    "huimin.privacy.models",
+    "huimin.reports.models",
 )
 
 

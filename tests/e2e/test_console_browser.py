@@ -19,7 +19,7 @@ from huimin.auth.principals import Role
 from huimin.kit.terms import District, Jurisdiction
 from huimin.merchants.domain import MerchantStatus
 from tests.conftest import ROOT
-from tests.console_helpers import PASSWORD, make_user, seed_claims
+from tests.console_helpers import PASSWORD, make_user, redeem_claimed, seed_claims
 from tests.e2e.conftest import LiveServer, Watched
 from tests.integration.merchant_helpers import merchant_in, new_campaign
 
@@ -55,8 +55,14 @@ def test_an_official_signs_in_and_reads_the_overview(watched: Watched, live_serv
     async def prepare(sessions: async_sessionmaker[AsyncSession]) -> NewUser:
         clock, settings = live_server.clock, live_server.settings
         campaign_id = await new_campaign(sessions, clock)
-        for serial in range(1, 4):
-            await merchant_in(sessions, clock, campaign_id, MerchantStatus.ACTIVE, serial)
+        shops = [
+            await merchant_in(sessions, clock, campaign_id, MerchantStatus.ACTIVE, serial, jurisdiction)
+            for serial, jurisdiction in (
+                (1, Jurisdiction.YANJIANG),
+                (2, Jurisdiction.LEZHI),
+                (3, Jurisdiction.ANYUE),
+            )
+        ]
         await merchant_in(
             sessions, clock, campaign_id, MerchantStatus.SUBMITTED, 4, jurisdiction=Jurisdiction.ANYUE
         )
@@ -68,6 +74,11 @@ def test_an_official_signs_in_and_reads_the_overview(watched: Watched, live_serv
             campaign_id,
             {District.YANJIANG: 9, District.ANYUE: 5, District.LEZHI: 2},
         )
+        for number, order in enumerate((12_000, 16_800, 23_500, 10_000, 31_200)):
+            serial = number % 3 + 1
+            await redeem_claimed(
+                sessions, clock, merchant_id=shops[serial - 1], terminal_id=f"T{serial:07d}", order_fen=order
+            )
         clock.advance(timedelta(days=7))  # the second round, a week later
         await seed_claims(
             sessions,
@@ -77,6 +88,10 @@ def test_an_official_signs_in_and_reads_the_overview(watched: Watched, live_serv
             {District.YANJIANG: 6, District.ANYUE: 2, District.LEZHI: 4},
             first_serial=served,
         )
+        for order in (13_300, 19_900, 45_000, 11_000):
+            await redeem_claimed(
+                sessions, clock, merchant_id=shops[0], terminal_id="T0000001", order_fen=order
+            )
         return await make_user(
             sessions, settings, clock, "city.wangfang", Role.CITY_ADMIN, display_name="王芳"
         )
@@ -88,8 +103,17 @@ def test_an_official_signs_in_and_reads_the_overview(watched: Watched, live_serv
     expect(page.locator("header")).to_contain_text("王芳")
     expect(page.locator("header")).to_contain_text("市商务局")
     expect(page.locator("[data-figure='vouchers_claimed'] .figure-value")).to_have_text("28")
-    expect(page.locator("[data-figure='redemptions'] .figure-value")).to_have_text("—")
-    for chart in ("#chart-claims-by-day", "#chart-claims-by-district", "#chart-merchants-by-status"):
+    expect(page.locator("[data-figure='redemptions'] .figure-value")).to_have_text("9")
+    expect(page.locator("[data-figure='redemption_rate'] .figure-value")).to_have_text("32.1%")  # 9 of 28
+    expect(page.locator("[data-figure='subsidy'] .figure-value")).to_have_text("¥270.00")
+    expect(page.locator("[data-figure='consumption_driven'] .figure-value")).to_have_text("¥1,827.00")
+    expect(page.locator("[data-figure='leverage'] .figure-value")).to_have_text("1 : 6.77")
+    for chart in (
+        "#chart-claims-by-day",
+        "#chart-redemptions-by-day",
+        "#chart-district-map",
+        "#chart-merchants-by-status",
+    ):
         expect(page.locator(f"{chart} canvas")).to_have_count(1)
     page.wait_for_load_state("networkidle")  # the boundary file is fetched by the map
     assert any(url.endswith("/console/static/geo/ziyang-districts.json") for url in watched.requests)
@@ -103,7 +127,10 @@ def test_an_official_signs_in_and_reads_the_overview(watched: Watched, live_serv
     expect(page.locator("h1")).to_have_text("Overview")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("header")).to_contain_text("City commerce bureau")
-    expect(page.locator("#chart-claims-by-district canvas")).to_have_count(1)
+    expect(page.locator("#chart-district-map canvas")).to_have_count(1)
+    page.locator("[data-map-switch='redemptions']").click()  # the map switches in place
+    expect(page.locator("#chart-district-map")).to_have_attribute("data-layer", "redemptions")
+    expect(page.locator("#by-district-heading")).to_contain_text("Redemptions by district")
     page.get_by_role("link", name="Campaigns and rounds").click()
     expect(page.locator("h1")).to_have_text("Campaigns and rounds")  # the language is remembered
     page.get_by_role("link", name="测试活动").first.click()

@@ -1,6 +1,7 @@
 """The console's pages through HTTP, on SQLite and PostgreSQL: the authorization matrix (every page and
 form × every role: refused with a redirect to sign-in, 403 or 404, or shown), CSRF on every form, the
-sign-in form (wrong password, lockout, expired sessions), and the writes (review, final list, users)."""
+sign-in form (wrong password, lockout, expired sessions), and the writes (review, final list, users).
+The redemption, invoice, money and till pages have their own tests in test_console_money_and_till.py."""
 
 from __future__ import annotations
 
@@ -17,15 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.auth.accounts import NewUser
 from huimin.auth.models import UserRow
-from huimin.auth.principals import GOVERNMENT_ROLES, Role
+from huimin.auth.principals import GOVERNMENT_ROLES, Principal, Role
 from huimin.config import Settings
 from huimin.db import unit_of_work
 from huimin.kit.clock import ManualClock
+from huimin.kit.money import Fen
 from huimin.kit.terms import District, Jurisdiction
+from huimin.ledger import service as ledger
 from huimin.merchants.domain import MerchantStatus
 from huimin.merchants.models import MerchantRow, MerchantTransitionRow
-from tests.console_helpers import PASSWORD, make_user, seed_claims
-from tests.integration.merchant_helpers import merchant_in, new_campaign
+from tests.console_helpers import PASSWORD, make_user, redeem_claimed, seed_claims
+from tests.integration.merchant_helpers import CITY, merchant_in, new_campaign
 
 # The campaign's first round is open (2022-06-24 10:00-22:00 Beijing time).
 ROUND_OPEN = datetime(2022, 6, 24, 3, 0, tzinfo=UTC)
@@ -39,9 +42,18 @@ MERCHANT_READERS = frozenset(
 EVERY_ROLE = [role for role in Role if role is not Role.SYSTEM]
 
 
+FINANCE = Principal(actor_id="usr_finance_checker", role=Role.FINANCE, name="市财政局 李强")
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(ROUND_OPEN)
+
+
+REDEMPTION_READERS = frozenset(
+    {Role.CITY_ADMIN, Role.COUNTY_REVIEWER, Role.OPERATOR, Role.FINANCE, Role.MARKET_REGULATOR, Role.MERCHANT}
+)
+LEDGER_READERS = frozenset({Role.CITY_ADMIN, Role.OPERATOR, Role.FINANCE})
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,11 @@ class World:
     other: str  # a submitted merchant of 安岳县
     approved: str  # a county-approved merchant of 雁江区, waiting for the final list
     users: dict[Role, NewUser]
+    shop: str  # an active merchant of 雁江区 (terminal T0000004)
+    shop_other: str  # an active merchant of 安岳县 (terminal T0000005)
+    redemption: str  # at `shop`: 雁江区's
+    redemption_other: str  # at `shop_other`: 安岳县's
+    deposit: str  # an approved deposit
 
 
 @pytest.fixture
@@ -73,7 +90,38 @@ async def world(sessions: async_sessionmaker[AsyncSession], settings: Settings, 
             merchant_id=own if role is Role.MERCHANT else None,
         )
     await seed_claims(sessions, settings, clock, campaign_id, {District.YANJIANG: 2, District.ANYUE: 1})
-    return World(campaign_id, own, other, approved, users)
+    shop = await merchant_in(sessions, clock, campaign_id, MerchantStatus.ACTIVE, 4)
+    shop_other = await merchant_in(
+        sessions, clock, campaign_id, MerchantStatus.ACTIVE, 5, jurisdiction=Jurisdiction.ANYUE
+    )
+    redemption = await redeem_claimed(
+        sessions, clock, merchant_id=shop, terminal_id="T0000004", order_fen=12_000
+    )
+    redemption_other = await redeem_claimed(
+        sessions, clock, merchant_id=shop_other, terminal_id="T0000005", order_fen=15_000
+    )
+    async with unit_of_work(sessions) as session:
+        deposit = await ledger.request_deposit(
+            session,
+            principal=CITY,
+            campaign_id=campaign_id,
+            funder_code="fiscal",
+            amount=Fen(500_00),
+            clock=clock,
+        )
+        await ledger.approve_deposit(session, principal=FINANCE, deposit_id=deposit.row.id, clock=clock)
+    return World(
+        campaign_id,
+        own,
+        other,
+        approved,
+        users,
+        shop,
+        shop_other,
+        redemption,
+        redemption_other,
+        deposit.row.id,
+    )
 
 
 @dataclass
@@ -128,6 +176,30 @@ def get_routes(world: World) -> list[tuple[str, frozenset[Role], frozenset[Role]
         ),
         ("/console/users", frozenset({Role.CITY_ADMIN}), nobody),
         ("/console/users/new", frozenset({Role.CITY_ADMIN}), nobody),
+        ("/console/redemptions", REDEMPTION_READERS, nobody),
+        (
+            "/console/redemptions?status=confirmed&big_ticket=no&since=2022-06-01&until=2022-06-30",
+            REDEMPTION_READERS,
+            nobody,
+        ),
+        (
+            f"/console/redemptions/{world.redemption}",
+            REDEMPTION_READERS - {Role.MERCHANT},
+            frozenset({Role.MERCHANT}),  # not the merchant user's own shop
+        ),
+        (
+            f"/console/redemptions/{world.redemption_other}",
+            REDEMPTION_READERS - {Role.COUNTY_REVIEWER, Role.MERCHANT},
+            frozenset({Role.COUNTY_REVIEWER, Role.MERCHANT}),
+        ),
+        ("/console/invoices", frozenset({Role.COUNTY_REVIEWER}), nobody),
+        (f"/console/invoices/{world.redemption}", frozenset({Role.COUNTY_REVIEWER}), nobody),
+        (f"/console/invoices/{world.redemption_other}", nobody, frozenset({Role.COUNTY_REVIEWER})),
+        ("/console/money", LEDGER_READERS, nobody),
+        ("/console/money/balances", LEDGER_READERS, nobody),
+        ("/console/money/check", LEDGER_READERS, nobody),
+        ("/console/till", frozenset({Role.MERCHANT}), nobody),
+        (f"/console/till/receipts/{world.redemption}", nobody, frozenset({Role.MERCHANT})),
     ]
 
 
@@ -175,15 +247,16 @@ async def test_the_navigation_shows_what_the_role_may_open(
 
     merchant = await signed_in(app, world.users[Role.MERCHANT], clock)
     home = await merchant.http.get("/console/")
-    assert home.headers["location"] == f"/console/merchants/{world.own}"
+    assert home.headers["location"] == "/console/till"  # a cashier lands on the till
 
 
 @dataclass(frozen=True)
 class Form:
     path: str
     data: dict[str, str]
-    allowed: frozenset[Role]  # answered with the form again (422: the data is refused) or a redirect
+    allowed: frozenset[Role]  # answered with the form again (`refused`: the data is refused)
     hidden: frozenset[Role] = frozenset()  # 404
+    refused: int = 422
 
 
 def forms(world: World) -> list[Form]:
@@ -210,6 +283,34 @@ def forms(world: World) -> list[Form]:
             {"username": "new.user", "role": "finance", "password": "short"},
             frozenset({Role.CITY_ADMIN}),
         ),
+        Form(
+            f"/console/invoices/{world.redemption}/verification",
+            {"decision": "reject", "note": ""},  # confirmed already: not pending
+            frozenset({Role.COUNTY_REVIEWER}),
+            refused=409,
+        ),
+        Form(
+            f"/console/invoices/{world.redemption_other}/verification",
+            {"decision": "approve", "note": ""},
+            frozenset(),
+            frozenset({Role.COUNTY_REVIEWER}),
+        ),
+        Form(
+            "/console/money/deposits",
+            {"campaign_id": world.campaign_id, "funder": "fiscal", "amount": "12.345"},  # three decimals
+            frozenset({Role.CITY_ADMIN, Role.OPERATOR}),
+        ),
+        Form(
+            f"/console/money/deposits/{world.deposit}/approve",
+            {"campaign_id": world.campaign_id},  # approved already
+            frozenset({Role.FINANCE}),
+            refused=409,
+        ),
+        Form(
+            "/console/till",
+            {"step": "confirm", "voucher_code": "", "order_amount": "0"},
+            frozenset({Role.MERCHANT}),
+        ),
     ]
 
 
@@ -230,7 +331,7 @@ async def test_every_form_for_every_role_and_csrf(app: FastAPI, world: World, cl
             assert wrong.status_code == 403, (role, form.path)
 
             response = await browser.http.post(form.path, data={**form.data, "csrf_token": browser.csrf})
-            expected = 422 if role in form.allowed else 404 if role in form.hidden else 403
+            expected = form.refused if role in form.allowed else 404 if role in form.hidden else 403
             assert response.status_code == expected, (role, form.path, response.text[:300])
             assert_page_is_clean(response)
         by_header = await browser.http.post(
@@ -247,6 +348,8 @@ async def test_every_form_for_every_role_and_csrf(app: FastAPI, world: World, cl
         world.own: "submitted",
         world.other: "submitted",
         world.approved: "county_approved",
+        world.shop: "active",
+        world.shop_other: "active",
     }
 
 
@@ -440,9 +543,18 @@ async def test_the_overview_shows_live_figures(app: FastAPI, world: World, clock
     assert figure("value_claimed") == "¥90.00"
     assert figure("remaining_stock") == "197"
     assert figure("upcoming_stock") == "100"
-    for pending in ("redemptions", "redemption_rate", "subsidy_paid", "leverage"):
-        assert figure(pending) == "—"
-    assert "核销模块建设中" in page
+    # Two of the three claimed vouchers redeemed: ¥120 and ¥150 purchases, ¥30 each.
+    assert figure("redemptions") == "2"
+    assert figure("redemption_rate") == "66.7%"
+    assert figure("subsidy") == "¥60.00"
+    assert figure("consumption_driven") == "¥270.00"
+    assert figure("leverage") == "1 : 4.50"
+    assert re.search(
+        r'data-status="confirmed"><td>.*?</td><td class="num">2</td><td class="num">¥60.00</td>', page
+    )
+    assert "已结算补贴" in page  # shown as "—" until settlement lands
+    # Redemptions by district (the merchants'): one in 雁江区, one in 安岳县, for the map's other layer.
+    assert "data-series-redemptions" in page
     # The map's data: claims by district, and merchants counted in the reviewer's jurisdiction only.
     assert "&#34;雁江区&#34;,&#34;value&#34;:2" in page
     assert "&#34;安岳县&#34;,&#34;value&#34;:1" in page

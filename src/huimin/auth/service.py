@@ -1,12 +1,26 @@
-"""Partner keys: creation, and the check of a signed request."""
+"""Partner keys: creation, and the check of a signed request.
+
+Checking a signature is on the path of every claim and redemption, so it avoids the database where it
+can: the keys are kept in process for a few seconds (`PartnerKeys`), and with Redis configured the
+one-time nonces are burnt there (`RedisNonces`); the embedded shape burns them in its database
+(`SqlNonces`). Both stores are shared by every worker, so a nonce is spent once across all of them.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Protocol, cast
 
-from sqlalchemy import delete, select
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
+from sqlalchemy import Table, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,7 +39,25 @@ from huimin.kit.clock import Clock
 from huimin.kit.ids import new_id
 from huimin.kit.sealing import Sealer
 
-__all__ = ["NewPartner", "Partner", "authenticate", "create_partner", "partner_sealer"]
+__all__ = [
+    "NONCE_MEMORY",
+    "NewPartner",
+    "NonceStore",
+    "Partner",
+    "PartnerKeys",
+    "RedisNonces",
+    "SqlNonces",
+    "authenticate",
+    "create_partner",
+    "partner_sealer",
+]
+
+# How long a nonce must be remembered: a request stamped T is accepted from T - 300 s to T + 300 s, so
+# a nonce first seen at any instant of that window must be refused until the window closes, at most
+# 600 s later. A minute more covers clocks of different workers that disagree a little.
+NONCE_MEMORY = timedelta(seconds=2 * CLOCK_SKEW_SECONDS + 60)
+log = logging.getLogger("huimin.auth")
+_NONCES = cast(Table, PartnerNonceRow.__table__)  # written with Core: nothing for a session to track
 
 
 @dataclass(frozen=True)
@@ -68,22 +100,138 @@ async def create_partner(
     return NewPartner(Partner(row.id, key_id, row.name, kind), secret)
 
 
+@dataclass(frozen=True)
+class _Key:
+    partner: Partner
+    secret: str  # unsealed
+    revoked: bool
+    expires: float  # monotonic seconds
+
+
+class PartnerKeys:
+    """Partner keys by key id, with their unsealed secrets, kept in this process for `ttl`.
+
+    A signed request then costs no database read and no AES-GCM opening for its key. A key revoked in
+    the database (`partners.revoked_at`) stops working in every worker within `ttl`; there is no revoke
+    command yet, and the one that comes should say so (or clear the workers' caches through Redis).
+    Unknown key ids are not remembered, so a key created a moment ago works at once. Concurrent misses
+    for one key share one database read.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        sealer: Sealer,
+        *,
+        ttl: timedelta = timedelta(seconds=10),
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sessions = sessions
+        self._sealer = sealer
+        self._ttl = ttl.total_seconds()
+        self._monotonic = monotonic
+        self._keys: dict[str, _Key] = {}
+        self._loading: dict[str, asyncio.Future[_Key | None]] = {}
+
+    async def get(self, key_id: str) -> tuple[Partner, str] | None:
+        """The partner and its secret, or None for an unknown or revoked key id."""
+        key = self._keys.get(key_id)
+        if key is None or key.expires <= self._monotonic():
+            loading = self._loading.get(key_id)
+            if loading is None:
+                loading = asyncio.ensure_future(self._load(key_id))
+                self._loading[key_id] = loading
+                loading.add_done_callback(lambda _: self._loading.pop(key_id, None))
+            key = await asyncio.shield(loading)
+        if key is None or key.revoked:
+            return None
+        return key.partner, key.secret
+
+    async def _load(self, key_id: str) -> _Key | None:
+        async with unit_of_work(self._sessions) as session:
+            row = await session.scalar(select(PartnerRow).where(PartnerRow.key_id == key_id))
+        if row is None:
+            self._keys.pop(key_id, None)
+            return None
+        key = _Key(
+            partner=Partner(row.id, row.key_id, row.name, PartnerKind(row.kind)),
+            secret=self._sealer.open(row.secret_sealed),
+            revoked=row.revoked_at is not None,
+            expires=self._monotonic() + self._ttl,
+        )
+        if self._ttl > 0:
+            self._keys[key_id] = key
+        return key
+
+
+class NonceStore(Protocol):
+    async def burn(self, partner_id: str, nonce: str, *, now: datetime) -> bool:
+        """Record the nonce; False when it was recorded before (a replay)."""
+        ...
+
+
+class SqlNonces:
+    """Nonces in the database (`partner_nonces`), for the embedded shape: the primary key refuses a
+    replay. Each nonce is its own committed transaction before the request's work starts, so a request
+    that fails afterwards still cannot be replayed."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def burn(self, partner_id: str, nonce: str, *, now: datetime) -> bool:
+        try:
+            async with unit_of_work(self._sessions) as session:
+                if secrets.randbelow(200) == 0:  # keep the table to about one window of traffic
+                    await session.execute(
+                        delete(PartnerNonceRow).where(PartnerNonceRow.seen_at < now - NONCE_MEMORY)
+                    )
+                await session.execute(insert(_NONCES).values(partner_id=partner_id, nonce=nonce, seen_at=now))
+        except IntegrityError:
+            return False
+        return True
+
+
+class RedisNonces:
+    """Nonces in Redis, for the production shape: one `SET NX EX` per request, shared by all workers.
+
+    Redis keeps them only as long as it keeps its memory. After a restart without persistence (or a
+    failover to a replica that missed the last writes) a request captured in the previous ten minutes
+    could be replayed once more; every partner call that changes anything is idempotent by key
+    (claims, redemptions, refunds) or by app user (registration), so such a replay gets the first
+    answer again, not a second effect. Redis unreachable: the request is refused (503), never let
+    through unchecked."""
+
+    def __init__(self, redis: Redis | RedisCluster) -> None:
+        self._redis = redis
+        self._seconds = int(NONCE_MEMORY.total_seconds())
+
+    async def burn(self, partner_id: str, nonce: str, *, now: datetime) -> bool:
+        name = f"huimin:nonce:{{{partner_id}}}:{nonce}"
+        try:
+            return bool(await self._redis.set(name, b"1", nx=True, ex=self._seconds))
+        except RedisError as error:
+            log.warning("nonce check failed: %r", error)
+            raise HuiminError(
+                "the request's nonce cannot be checked right now: retry shortly",
+                code="nonce_check_unavailable",
+                status=503,
+                final=False,
+            ) from None
+
+
 async def authenticate(
-    sessions: async_sessionmaker[AsyncSession],
     *,
+    keys: PartnerKeys,
+    nonces: NonceStore,
     key_id: str | None,
     timestamp: str | None,
     nonce: str | None,
     signature: str | None,
     request: SignedRequest,
-    sealer: Sealer,
     clock: Clock,
 ) -> Partner:
-    """Check a signed request and burn its nonce.
-
-    The nonce is recorded in its own committed transaction before the request's work starts, so a
-    request that fails afterwards still cannot be replayed.
-    """
+    """Check a signed request and burn its nonce (only once the signature is right, so nobody can
+    spend another partner's nonces)."""
     if not (key_id and timestamp and nonce and signature):
         given = {
             "X-Huimin-Key": key_id,
@@ -95,18 +243,11 @@ async def authenticate(
         raise SignatureRejected(f"signed request required: missing {missing}", code="missing_signature")
     now = clock.now()
     check_freshness(timestamp, nonce, now_unix=int(now.timestamp()))
-    async with unit_of_work(sessions) as session:
-        row = await session.scalar(select(PartnerRow).where(PartnerRow.key_id == key_id))
-        if row is None or row.revoked_at is not None:
-            raise SignatureRejected("unknown or revoked X-Huimin-Key", code="unknown_key")
-        verify_signature(sealer.open(row.secret_sealed), request, signature)
-        if secrets.randbelow(200) == 0:  # keep the nonce table to about one window of traffic
-            horizon = now - timedelta(seconds=3 * CLOCK_SKEW_SECONDS)
-            await session.execute(delete(PartnerNonceRow).where(PartnerNonceRow.seen_at < horizon))
-        partner = Partner(row.id, row.key_id, row.name, PartnerKind(row.kind))
-    try:
-        async with unit_of_work(sessions) as session:
-            session.add(PartnerNonceRow(partner_id=partner.id, nonce=nonce, seen_at=now))
-    except IntegrityError:
-        raise SignatureRejected("X-Huimin-Nonce was already used", code="replayed_nonce") from None
+    found = await keys.get(key_id)
+    if found is None:
+        raise SignatureRejected("unknown or revoked X-Huimin-Key", code="unknown_key")
+    partner, secret = found
+    verify_signature(secret, request, signature)
+    if not await nonces.burn(partner.id, nonce, now=now):
+        raise SignatureRejected("X-Huimin-Nonce was already used", code="replayed_nonce")
     return partner

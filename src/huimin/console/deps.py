@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -25,6 +25,10 @@ __all__ = ["ConsoleUser", "ConsoleUserDep", "SignInRequired", "csrf_failed"]
 class ConsoleUser:
     principal: Principal
     csrf_token: str  # the session's own token, echoed by every form of its pages
+
+    def frame(self) -> dict[str, Any]:
+        """What `render` needs to draw the page's frame for this user."""
+        return {"principal": self.principal, "csrf_token": self.csrf_token}
 
 
 class SignInRequired(Exception):

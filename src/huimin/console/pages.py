@@ -14,7 +14,7 @@ import json
 import secrets
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -26,7 +26,15 @@ from huimin.console import service
 from huimin.console.deps import ConsoleUser, ConsoleUserDep
 from huimin.console.figures import Series
 from huimin.console.i18n import Translator
-from huimin.console.web import CONSOLE_PREFIX, error_page, home_of, render, translator
+from huimin.console.web import (
+    CONSOLE_PREFIX,
+    error_page,
+    home_of,
+    page_count,
+    parse_term,
+    render,
+    translator,
+)
 from huimin.db import unit_of_work
 from huimin.deps import SESSION_COOKIE, ClockDep, SessionDep, SessionsDep, SettingsDep, set_session_cookie
 from huimin.errors import HuiminError, InvalidInput, Problem
@@ -42,7 +50,6 @@ router = APIRouter(prefix=CONSOLE_PREFIX, include_in_schema=False)
 # keeps another site from signing a browser in to an account of its choosing.
 SIGN_IN_COOKIE = "huimin_sign_in"
 PAGE_SIZE = 50
-E = TypeVar("E", bound=StrEnum)
 
 
 def _safe_next(value: str | None) -> str | None:
@@ -50,19 +57,6 @@ def _safe_next(value: str | None) -> str | None:
     if value and value.startswith(f"{CONSOLE_PREFIX}/") and not value.startswith("//") and "\\" not in value:
         return value
     return None
-
-
-def _term(kind: type[E], field: str, value: str | None) -> E | None:
-    if not value:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        raise InvalidInput([Problem(field, f"unknown {field} {value!r}")], code="invalid_request") from None
-
-
-def _page_count(total: int, page_size: int) -> int:
-    return max(1, -(-total // page_size))
 
 
 def _frame(user: ConsoleUser) -> dict[str, Any]:
@@ -195,18 +189,20 @@ async def sign_out(
 
 def _chart_data(series: Series, t: Translator) -> str:
     """What a chart script needs, as JSON for a data-* attribute (pages carry no inline script)."""
-    if series.key == "claims_by_day":
+    claims = series.key.startswith("claims_")
+    if series.key in ("claims_by_day", "redemptions_by_day"):
         payload: dict[str, Any] = {
             "labels": [label for label, _ in series.points],
             "values": [value for _, value in series.points],
-            "name": t("chart.claims_by_day.series"),
+            "name": t(f"chart.{series.key}.series"),
+            "color": "blue" if claims else "red",
         }
-    elif series.key == "claims_by_district":
+    elif series.key in ("claims_by_district", "redemptions_by_district"):
         # The boundary file names districts in Chinese; nameMap shows them in the reader's language.
         payload = {
             "areas": [{"name": District(code).label, "value": value} for code, value in series.points],
             "nameMap": {District(code).label: t.term("district", code) for code, _ in series.points},
-            "unit": t("chart.unit_vouchers"),
+            "unit": t("chart.unit_vouchers") if claims else t("chart.unit_redemptions"),
         }
     else:
         payload = {
@@ -214,8 +210,16 @@ def _chart_data(series: Series, t: Translator) -> str:
             "values": [value for _, value in series.points],
             "unit": t("chart.unit_merchants"),
         }
-    payload["empty"] = t("chart.no_claims") if series.key != "merchants_by_status" else t("app.empty")
+    if series.key == "merchants_by_status":
+        payload["empty"] = t("app.empty")
+    else:
+        payload["empty"] = t("chart.no_claims") if claims else t("chart.no_redemptions")
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+
+
+class MapLayer(StrEnum):
+    CLAIMS = "claims"
+    REDEMPTIONS = "redemptions"
 
 
 @router.get("/overview")
@@ -225,6 +229,7 @@ async def overview(
     session: SessionDep,
     clock: ClockDep,
     campaign_id: Annotated[str | None, Query(max_length=32)] = None,
+    map: Annotated[MapLayer, Query()] = MapLayer.CLAIMS,
 ) -> HTMLResponse:
     view = await service.overview(session, principal=user.principal, clock=clock, campaign_id=campaign_id)
     t = translator(request)
@@ -236,6 +241,7 @@ async def overview(
             "now": clock.now(),
             "charts": {series.key: series for series in view.charts},
             "chart_data": {series.key: _chart_data(series, t) for series in view.charts},
+            "map_layer": map.value,
             "merchant_scope": (
                 t.term("jurisdiction", user.principal.jurisdiction)
                 if user.principal.jurisdiction
@@ -278,8 +284,8 @@ async def merchant_list(
     q: Annotated[str | None, Query(max_length=100)] = None,
     page: Annotated[int, Query(ge=1, le=100000)] = 1,
 ) -> HTMLResponse:
-    chosen_status = _term(MerchantStatus, "status", status)
-    chosen_jurisdiction = _term(Jurisdiction, "jurisdiction", jurisdiction)
+    chosen_status = parse_term(MerchantStatus, "status", status)
+    chosen_jurisdiction = parse_term(Jurisdiction, "jurisdiction", jurisdiction)
     found = await merchants.list_merchants(
         session,
         principal=user.principal,
@@ -295,7 +301,7 @@ async def merchant_list(
         "merchants.html",
         {
             "found": found,
-            "pages": _page_count(found.total, found.page_size),
+            "pages": page_count(found.total, found.page_size),
             "statuses": list(MerchantStatus),
             "jurisdictions": scope,
             "filters": {"status": status or "", "jurisdiction": jurisdiction or "", "q": q or ""},
@@ -315,7 +321,7 @@ async def review_queue(
     return render(
         request,
         "review_queue.html",
-        {"found": found, "pages": _page_count(found.total, found.page_size)},
+        {"found": found, "pages": page_count(found.total, found.page_size)},
         **_frame(user),
     )
 
@@ -353,8 +359,8 @@ async def _final_list_page(
             "campaigns": known,
             "campaign": chosen,
             "board": board,
-            "awaiting_pages": _page_count(board.awaiting.total, PAGE_SIZE) if board else 1,
-            "listed_pages": _page_count(board.listed.total, PAGE_SIZE) if board else 1,
+            "awaiting_pages": page_count(board.awaiting.total, PAGE_SIZE) if board else 1,
+            "listed_pages": page_count(board.listed.total, PAGE_SIZE) if board else 1,
             "published": published,
             "error": error,
         },
@@ -578,7 +584,7 @@ async def create_user(
         "merchant_id": merchant_id,
     }
     try:
-        chosen_role = _term(Role, "role", role)
+        chosen_role = parse_term(Role, "role", role)
         if chosen_role is None:
             raise InvalidInput([Problem("role", "choose a role")], code="invalid_user")
         async with unit_of_work(sessions) as session:
@@ -591,7 +597,7 @@ async def create_user(
                 password=password,
                 sealer=request.app.state.totp_sealer,
                 clock=clock,
-                jurisdiction=_term(Jurisdiction, "jurisdiction", jurisdiction),
+                jurisdiction=parse_term(Jurisdiction, "jurisdiction", jurisdiction),
                 merchant_id=merchant_id.strip() or None,
             )
     except InvalidInput as refusal:

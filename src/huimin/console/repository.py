@@ -1,21 +1,53 @@
-"""The console's read-only aggregate queries (the overview's figures): counts and sums computed by
-the database, never by loading rows. Redemption and subsidy figures join here when their tables exist.
+"""The console's read-only queries: the overview's aggregates (counts and sums computed by the
+database, never by loading rows), the totals of a redemption search, one redemption with what the
+detail pages show, and the names behind ledger accounts. Authorization is the services' business:
+these functions take the scope they are given.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, Date, cast, func, select
+from sqlalchemy import ColumnElement, Date, Select, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from huimin.campaigns.models import RoundBatchRow, RoundRow, StockShardRow
+from huimin.campaigns.models import BatchRow, RoundBatchRow, RoundRow, StockShardRow
 from huimin.claims.models import StockMovementRow, VoucherRow
 from huimin.kit.terms import Jurisdiction
 from huimin.merchants.models import MerchantRow
+from huimin.redemptions.domain import RedemptionStatus
+from huimin.redemptions.models import RedemptionEventRow, RedemptionRow, RefundRow
 
-__all__ = ["OverviewRepository"]
+__all__ = [
+    "COUNTED",
+    "ConsoleRepository",
+    "OverviewRepository",
+    "RedemptionDetail",
+    "RedemptionFilter",
+    "SearchTotals",
+    "StatusTotals",
+]
+
+# The redemptions the overview counts: purchases that stand (awaiting the county's invoice check,
+# confirmed, or paid out). A full refund, a rejected invoice or a clawback takes one out.
+COUNTED: tuple[str, ...] = (
+    RedemptionStatus.PENDING_VERIFICATION.value,
+    RedemptionStatus.CONFIRMED.value,
+    RedemptionStatus.SETTLED.value,
+)
+
+
+@dataclass(frozen=True)
+class StatusTotals:
+    """Redemptions of one status: how many, the subsidy still granted (net of the subsidy that refunds
+    returned), and the consumption they drove (the payable amount net of refunds), in fen."""
+
+    status: str
+    count: int
+    subsidy: int
+    consumption: int
 
 
 class OverviewRepository:
@@ -98,3 +130,161 @@ class OverviewRepository:
         if jurisdictions:
             query = query.where(MerchantRow.jurisdiction.in_([str(item) for item in jurisdictions]))
         return {status: int(count) for status, count in await self.session.execute(query)}
+
+    async def redemptions_by_status(self, campaign_id: str) -> dict[str, StatusTotals]:
+        net_subsidy = RedemptionRow.subsidy_fen - RedemptionRow.subsidy_returned_fen
+        net_payable = (
+            RedemptionRow.order_fen - RedemptionRow.merchant_discount_fen - RedemptionRow.refunded_fen
+        )
+        rows = await self.session.execute(
+            select(
+                RedemptionRow.status,
+                func.count(),
+                func.coalesce(func.sum(net_subsidy), 0),
+                func.coalesce(func.sum(net_payable), 0),
+            )
+            .where(RedemptionRow.campaign_id == campaign_id)
+            .group_by(RedemptionRow.status)
+        )
+        return {
+            status: StatusTotals(status, int(count), int(subsidy), int(consumption))
+            for status, count, subsidy, consumption in rows
+        }
+
+    async def redemptions_by_day(self, campaign_id: str) -> list[tuple[date, int]]:
+        """Counted redemptions per local business day (the day the till redeemed them)."""
+        rows = await self.session.execute(
+            select(RedemptionRow.business_day, func.count())
+            .where(RedemptionRow.campaign_id == campaign_id, RedemptionRow.status.in_(COUNTED))
+            .group_by(RedemptionRow.business_day)
+            .order_by(RedemptionRow.business_day)
+        )
+        return [(_as_date(day), int(count)) for day, count in rows]
+
+    async def redemptions_by_jurisdiction(self, campaign_id: str) -> dict[str, int]:
+        """Counted redemptions per merchant jurisdiction."""
+        rows = await self.session.execute(
+            select(RedemptionRow.jurisdiction, func.count())
+            .where(RedemptionRow.campaign_id == campaign_id, RedemptionRow.status.in_(COUNTED))
+            .group_by(RedemptionRow.jurisdiction)
+        )
+        return {jurisdiction: int(count) for jurisdiction, count in rows}
+
+
+def _as_date(value: object) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+@dataclass(frozen=True)
+class RedemptionFilter:
+    """The filters of the redemption search, with the caller's scope already applied: `jurisdictions`
+    None is the whole city, `merchant_id` is forced to a merchant user's own."""
+
+    campaign_id: str | None = None
+    jurisdictions: Sequence[str] | None = None
+    merchant_id: str | None = None
+    status: str | None = None
+    big_ticket: bool | None = None
+    since: date | None = None
+    until: date | None = None
+
+
+@dataclass(frozen=True)
+class SearchTotals:
+    count: int
+    order: int
+    subsidy: int
+
+
+@dataclass(frozen=True)
+class RedemptionDetail:
+    redemption: RedemptionRow
+    batch: BatchRow
+    merchant: MerchantRow
+    voucher_code: str
+    refunds: Sequence[RefundRow]
+    events: Sequence[RedemptionEventRow]
+
+
+class ConsoleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def search_totals(self, where: RedemptionFilter) -> SearchTotals:
+        """How many redemptions match the search, and their order amounts and subsidy (the same filters
+        as `RedemptionRepository.search`, so the pager and the totals agree with the rows)."""
+        query: Select[int, int, int] = (
+            select(
+                func.count(),
+                func.coalesce(func.sum(RedemptionRow.order_fen), 0),
+                func.coalesce(func.sum(RedemptionRow.subsidy_fen - RedemptionRow.subsidy_returned_fen), 0),
+            )
+            .select_from(RedemptionRow)
+            .join(BatchRow, BatchRow.id == RedemptionRow.batch_id)
+        )
+        if where.campaign_id is not None:
+            query = query.where(RedemptionRow.campaign_id == where.campaign_id)
+        if where.jurisdictions is not None:
+            query = query.where(RedemptionRow.jurisdiction.in_(where.jurisdictions))
+        if where.merchant_id is not None:
+            query = query.where(RedemptionRow.merchant_id == where.merchant_id)
+        if where.status is not None:
+            query = query.where(RedemptionRow.status == where.status)
+        if where.big_ticket is not None:
+            query = query.where(BatchRow.big_ticket.is_(where.big_ticket))
+        if where.since is not None:
+            query = query.where(RedemptionRow.business_day >= where.since)
+        if where.until is not None:
+            query = query.where(RedemptionRow.business_day <= where.until)
+        count, order, subsidy = (await self.session.execute(query)).one()
+        return SearchTotals(int(count), int(order), int(subsidy))
+
+    async def redemption(self, redemption_id: str) -> RedemptionDetail | None:
+        row = (
+            await self.session.execute(
+                select(RedemptionRow, BatchRow, MerchantRow, VoucherRow.code)
+                .join(BatchRow, BatchRow.id == RedemptionRow.batch_id)
+                .join(MerchantRow, MerchantRow.id == RedemptionRow.merchant_id)
+                .join(VoucherRow, VoucherRow.id == RedemptionRow.voucher_id)
+                .where(RedemptionRow.id == redemption_id)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        refunds = await self.session.scalars(
+            select(RefundRow).where(RefundRow.redemption_id == redemption_id).order_by(RefundRow.refunded_at)
+        )
+        events = await self.session.scalars(
+            select(RedemptionEventRow)
+            .where(RedemptionEventRow.redemption_id == redemption_id)
+            .order_by(RedemptionEventRow.id)
+        )
+        return RedemptionDetail(row[0], row[1], row[2], row[3], refunds.all(), events.all())
+
+    async def redemption_by_form(
+        self, *, merchant_id: str, partner_id: str, key: str, day: date
+    ) -> tuple[RedemptionRow, str] | None:
+        """The redemption a till form already made (its one-time key) and its voucher's code, looked up
+        through the (merchant, business day) index: a form is resubmitted on the day it was sent, or
+        just after midnight."""
+        row = (
+            await self.session.execute(
+                select(RedemptionRow, VoucherRow.code)
+                .join(VoucherRow, VoucherRow.id == RedemptionRow.voucher_id)
+                .where(
+                    RedemptionRow.merchant_id == merchant_id,
+                    RedemptionRow.business_day.in_([day, date.fromordinal(day.toordinal() - 1)]),
+                    RedemptionRow.partner_id == partner_id,
+                    RedemptionRow.idempotency_key == key,
+                )
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    async def merchant_names(self, merchant_ids: Collection[str]) -> dict[str, str]:
+        if not merchant_ids:
+            return {}
+        rows = await self.session.execute(
+            select(MerchantRow.id, MerchantRow.legal_name).where(MerchantRow.id.in_(sorted(merchant_ids)))
+        )
+        return {merchant_id: name for merchant_id, name in rows}

@@ -1,28 +1,69 @@
 """Use cases of the console pages that span packages: the overview, the campaign boards, the choice of
-campaign. Each checks the principal first (403 `forbidden`); merchant and account pages call their
-own packages' services, which check for themselves.
+campaign, the redemption and invoice pages, the money pages and the till. Each checks the principal
+first (403 `forbidden`; a record outside the caller's scope is 404); merchant and account pages call
+their own packages' services, which check for themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from huimin.auth.principals import Permission, Principal
+from huimin.auth.principals import Permission, Principal, forbidden
 from huimin.campaigns import service as campaigns
-from huimin.campaigns.models import CampaignRow
+from huimin.campaigns.models import BatchRow, CampaignRow
 from huimin.claims import service as claims
+from huimin.claims.domain import normalise_code
 from huimin.claims.service import RoundBoard
 from huimin.console import figures
 from huimin.console.figures import Figure, Scope, Series
-from huimin.console.repository import OverviewRepository
-from huimin.errors import NotFound
+from huimin.console.repository import (
+    ConsoleRepository,
+    OverviewRepository,
+    RedemptionDetail,
+    RedemptionFilter,
+    SearchTotals,
+    StatusTotals,
+)
+from huimin.db import unit_of_work
+from huimin.errors import HuiminError, NotFound
 from huimin.kit.clock import Clock, local_date
+from huimin.kit.money import Fen
+from huimin.kit.terms import Category, Jurisdiction
+from huimin.ledger import domain as ledger_domain
+from huimin.ledger import service as ledger
+from huimin.ledger.domain import AccountKind
+from huimin.merchants import service as merchants
+from huimin.merchants.models import MerchantRow
+from huimin.redemptions import service as redemptions
+from huimin.redemptions.domain import RedemptionStatus
+from huimin.redemptions.models import RedemptionRow
+from huimin.redemptions.service import Invoice, RedemptionRequest
 
-__all__ = ["CampaignBoard", "Overview", "campaign_board", "campaign_list", "choose_campaign", "overview"]
+__all__ = [
+    "AccountLine",
+    "CampaignBoard",
+    "LedgerBoard",
+    "Overview",
+    "RedemptionSearch",
+    "TillOrder",
+    "campaign_board",
+    "campaign_list",
+    "choose_campaign",
+    "invoice_queue",
+    "ledger_board",
+    "overview",
+    "redemption_detail",
+    "redemption_filter",
+    "search_redemptions",
+    "till_merchant",
+    "till_quote",
+    "till_redeem",
+    "voucher_code_of",
+]
 
 
 def choose_campaign(
@@ -50,13 +91,14 @@ class Overview:
     claim_figures: Sequence[Figure]
     redemption_figures: Sequence[Figure]
     charts: Sequence[Series]
+    subsidy_by_status: Sequence[StatusTotals] = ()
 
 
 async def overview(
     session: AsyncSession, *, principal: Principal, clock: Clock, campaign_id: str | None = None
 ) -> Overview:
-    """总览: live figures of one campaign. Claims are city-wide aggregates; merchants are counted
-    within the caller's jurisdiction (a county sees its own)."""
+    """总览: live figures of one campaign. Claims and redemptions are city-wide aggregates (no record
+    is shown); merchants are counted within the caller's jurisdiction (a county sees its own)."""
     principal.require(Permission.REPORT_READ)
     now = clock.now()
     known = await campaigns.list_campaigns(session)
@@ -79,7 +121,10 @@ async def overview(
             await figures.claims_by_day(repository, scope),
             await figures.claims_by_district(repository, scope),
             await figures.merchants_by_status(repository, scope),
+            await figures.redemptions_by_day(repository, scope),
+            await figures.redemptions_by_district(repository, scope),
         ],
+        subsidy_by_status=await figures.subsidy_by_status(repository, scope),
     )
 
 
@@ -101,3 +146,247 @@ async def campaign_board(
     campaign = await campaigns.get_campaign(session, campaign_id=campaign_id)
     rounds = await claims.list_rounds(session, clock=clock, campaign_id=campaign_id)
     return CampaignBoard(campaign, rounds)
+
+
+# Redemptions (核销查询) and invoices (发票核验)
+
+
+def redemption_filter(principal: Principal, where: RedemptionFilter) -> RedemptionFilter:
+    """The search's filters with the caller's scope, exactly as `redemptions.service.search` applies
+    it: a county its own jurisdiction, a merchant user its own merchant."""
+    principal.require(Permission.REDEMPTION_READ)
+    return replace(
+        where,
+        jurisdictions=None if principal.jurisdiction is None else [principal.jurisdiction.value],
+        merchant_id=principal.merchant_id or where.merchant_id,
+    )
+
+
+async def redemption_detail(
+    session: AsyncSession, *, principal: Principal, redemption_id: str, permission: Permission
+) -> RedemptionDetail:
+    """One redemption with its refunds and events, for a reader with `permission`; another
+    jurisdiction's (or another merchant's) redemption does not exist for the caller."""
+    principal.require(permission)
+    found = await ConsoleRepository(session).redemption(redemption_id)
+    if (
+        found is None
+        or not principal.sees_jurisdiction(Jurisdiction(found.redemption.jurisdiction))
+        or (principal.merchant_id is not None and found.redemption.merchant_id != principal.merchant_id)
+    ):
+        raise NotFound(f"no redemption {redemption_id!r}", code="unknown_redemption")
+    return found
+
+
+@dataclass(frozen=True)
+class RedemptionSearch:
+    rows: Sequence[tuple[RedemptionRow, BatchRow, MerchantRow]]
+    totals: SearchTotals
+
+
+async def search_redemptions(
+    session: AsyncSession, *, principal: Principal, where: RedemptionFilter, page: int, page_size: int
+) -> RedemptionSearch:
+    """核销查询: one page of `redemptions.service.search`, with the totals of every match."""
+    rows = await redemptions.search(
+        session,
+        principal=principal,
+        campaign_id=where.campaign_id,
+        merchant_id=where.merchant_id,
+        status=RedemptionStatus(where.status) if where.status else None,
+        big_ticket=where.big_ticket,
+        since=where.since,
+        until=where.until,
+        page=page,
+        page_size=page_size,
+    )
+    totals = await ConsoleRepository(session).search_totals(redemption_filter(principal, where))
+    return RedemptionSearch(rows, totals)
+
+
+async def invoice_queue(
+    session: AsyncSession, *, principal: Principal, campaign_id: str | None, page: int, page_size: int
+) -> RedemptionSearch:
+    """发票核验: the big-ticket purchases of the caller's jurisdiction awaiting its invoice check."""
+    principal.require(Permission.INVOICE_VERIFY)
+    where = RedemptionFilter(
+        campaign_id=campaign_id, status=RedemptionStatus.PENDING_VERIFICATION.value, big_ticket=True
+    )
+    return await search_redemptions(session, principal=principal, where=where, page=page, page_size=page_size)
+
+
+# Money (资金): deposits, balances, the ledger check
+
+
+@dataclass(frozen=True)
+class AccountLine:
+    key: str
+    kind: AccountKind
+    owner: str  # the funder's code, the merchant's id, or "" (clearing)
+    owner_name: str
+    balance: Fen
+
+
+@dataclass(frozen=True)
+class LedgerBoard:
+    kinds: Sequence[tuple[AccountKind, Fen]]  # every kind, in the order of the conservation identity
+    funder_accounts: Sequence[AccountLine]
+    merchant_accounts: Sequence[AccountLine]
+
+
+async def ledger_board(session: AsyncSession, *, principal: Principal, campaign: CampaignRow) -> LedgerBoard:
+    """Balances by account (账户余额): each kind's total, the funders' accounts, the merchants'."""
+    principal.require(Permission.LEDGER_READ)
+    found = await ledger.balances(session, campaign_id=campaign.id)
+    funder_names = {funder.code: funder.name for funder in campaign.funders}
+    lines = []
+    for key, value in found.items():
+        kind = ledger_domain.account_kind(key)
+        lines.append(AccountLine(key, kind, key.partition(":")[2], "", value))
+    merchant_ids = {line.owner for line in lines if line.kind in ledger_domain.MERCHANT_ACCOUNTS}
+    names = await ConsoleRepository(session).merchant_names(merchant_ids)
+    totals = {kind: Fen(0) for kind in AccountKind}
+    for line in lines:
+        totals[line.kind] = Fen(totals[line.kind] + line.balance)
+    return LedgerBoard(
+        kinds=list(totals.items()),
+        funder_accounts=sorted(
+            (
+                replace(line, owner_name=funder_names.get(line.owner, line.owner))
+                for line in lines
+                if line.kind not in ledger_domain.MERCHANT_ACCOUNTS
+            ),
+            key=lambda line: (line.owner, list(AccountKind).index(line.kind)),
+        ),
+        merchant_accounts=sorted(
+            (
+                replace(line, owner_name=names.get(line.owner, line.owner))
+                for line in lines
+                if line.kind in ledger_domain.MERCHANT_ACCOUNTS
+            ),
+            key=lambda line: (line.owner_name, list(AccountKind).index(line.kind)),
+        ),
+    )
+
+
+# The till (收银核销) of a merchant user
+
+
+@dataclass(frozen=True)
+class TillOrder:
+    """What the cashier entered: the voucher, the terminal, the amounts, the invoices (big-ticket)."""
+
+    voucher_code: str
+    terminal_id: str
+    order_amount: Fen
+    merchant_discount: Fen
+    order_ref: str | None = None
+    invoice: Invoice | None = None
+
+
+def form_reused() -> HuiminError:
+    return HuiminError(
+        "this till form was already submitted for another purchase", code="form_reused", status=422
+    )
+
+
+async def till_merchant(session: AsyncSession, *, principal: Principal) -> MerchantRow:
+    """The merchant user's own merchant, with its registered terminals."""
+    principal.require(Permission.TILL_REDEEM)
+    if principal.merchant_id is None:  # pragma: no cover - a merchant principal always has one
+        raise forbidden("the till is for merchant users")
+    detail = await merchants.get_merchant(session, principal=principal, merchant_id=principal.merchant_id)
+    return detail.merchant
+
+
+def _request(merchant: MerchantRow, order: TillOrder) -> RedemptionRequest:
+    return RedemptionRequest(
+        voucher_code=order.voucher_code,
+        merchant_id=merchant.id,
+        terminal_id=order.terminal_id,
+        order_amount=order.order_amount,
+        merchant_discount=order.merchant_discount,
+        category=Category(merchant.category),  # the till sells in the merchant's registered category
+        invoice=order.invoice,
+        order_ref=order.order_ref,
+    )
+
+
+async def till_quote(
+    session: AsyncSession, *, principal: Principal, order: TillOrder, clock: Clock
+) -> redemptions.Quote:
+    """The preview: what the voucher would pay and the resident would pay, by the redemption rules."""
+    merchant = await till_merchant(session, principal=principal)
+    return await redemptions.quote(session, request=_request(merchant, order), clock=clock)
+
+
+async def till_redeem(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    principal: Principal,
+    order: TillOrder,
+    form_key: str,
+    clock: Clock,
+) -> str:
+    """核销 from the till page, once per form: returns the redemption's id.
+
+    The merchant user acts through the redemption service with its own principal: the redemption
+    records the user's id as its sender (`partner_id`), the terminal chosen from the merchant's
+    registered terminals, and the form's one-time key (`idempotency_key`). A second submission of
+    the same form (a double click, a reload) finds the redemption the first one made and answers
+    it again instead of refusing the now spent voucher; the same form with another purchase is
+    refused (`form_reused`). The voucher's conditional update still guarantees one redemption.
+    """
+    principal.require(Permission.TILL_REDEEM)
+    key = f"till:{form_key}"
+    try:
+        async with unit_of_work(sessions) as session:
+            earlier = await _made_by_form(session, principal=principal, key=key, clock=clock)
+            if earlier is not None:
+                return _same_purchase(earlier, order)
+            merchant = await till_merchant(session, principal=principal)
+            redeemed = await redemptions.redeem(
+                session,
+                partner_id=principal.actor_id,
+                request=_request(merchant, order),
+                clock=clock,
+                idempotency_key=key,
+            )
+            return redeemed.redemption.id
+    except HuiminError as refusal:
+        if refusal.status != 409:
+            raise
+        # A concurrent submission of this form may have spent the voucher (or the order) first.
+        async with unit_of_work(sessions) as session:
+            earlier = await _made_by_form(session, principal=principal, key=key, clock=clock)
+        if earlier is None:
+            raise
+        return _same_purchase(earlier, order)
+
+
+async def _made_by_form(
+    session: AsyncSession, *, principal: Principal, key: str, clock: Clock
+) -> tuple[RedemptionRow, str] | None:
+    assert principal.merchant_id is not None  # noqa: S101 (TILL_REDEEM is a merchant's permission)
+    return await ConsoleRepository(session).redemption_by_form(
+        merchant_id=principal.merchant_id, partner_id=principal.actor_id, key=key, day=local_date(clock.now())
+    )
+
+
+def _same_purchase(earlier: tuple[RedemptionRow, str], order: TillOrder) -> str:
+    row, code = earlier
+    same = (
+        code == normalise_code(voucher_code_of(order.voucher_code))
+        and row.order_fen == order.order_amount
+        and row.merchant_discount_fen == order.merchant_discount
+        and row.terminal_id == order.terminal_id.strip().upper()
+    )
+    if not same:
+        raise form_reused()
+    return row.id
+
+
+def voucher_code_of(text: str) -> str:
+    """The code inside what was scanned or typed: the wallet's QR payload is `HUIMIN:V1:<code>`."""
+    code = text.strip()
+    return code[len("HUIMIN:V1:") :] if code.upper().startswith("HUIMIN:V1:") else code

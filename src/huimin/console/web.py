@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import Request
@@ -18,14 +19,27 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from huimin.auth.principals import Permission, Principal, Role
-from huimin.console.figures import Figure
+from huimin.console.figures import figure_text
 from huimin.console.i18n import LANG_COOKIE, LANGUAGES, Translator, choose
+from huimin.errors import InvalidInput, Problem
 from huimin.kit.clock import to_local
 from huimin.kit.money import Fen
 
-__all__ = ["CONSOLE_PREFIX", "NavItem", "error_page", "home_of", "is_console", "navigation", "render"]
+__all__ = [
+    "CONSOLE_PREFIX",
+    "H5_PREFIX",
+    "NavItem",
+    "error_page",
+    "home_of",
+    "is_console",
+    "navigation",
+    "page_count",
+    "parse_term",
+    "render",
+]
 
 CONSOLE_PREFIX = "/console"
+H5_PREFIX = "/h5"
 
 _ENVIRONMENT = Environment(
     loader=PackageLoader("huimin.console", "templates"),
@@ -48,17 +62,7 @@ def _number(value: int) -> str:
     return f"{value:,}"
 
 
-def _figure_value(figure: Figure) -> str:
-    if figure.value is None:
-        return "—"
-    if figure.unit == "fen":
-        return Fen(figure.value).format()
-    if figure.unit == "basis_points":
-        return f"{figure.value // 100}.{figure.value % 100:02d}%"
-    return f"{figure.value:,}"
-
-
-_ENVIRONMENT.filters.update(local_time=_local_time, fen=_fen, number=_number, figure_value=_figure_value)
+_ENVIRONMENT.filters.update(local_time=_local_time, fen=_fen, number=_number, figure_value=figure_text)
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,8 @@ class NavItem:
 
 
 def navigation(principal: Principal) -> list[NavItem]:
-    """What the role may open, in the order officials work: only pages its permissions allow."""
+    """What the role may open, in the order officials work: only pages its permissions allow. A
+    merchant user lands on the till."""
     items = []
     if principal.can(Permission.REPORT_READ):
         items.append(NavItem("nav.overview", f"{CONSOLE_PREFIX}/overview"))
@@ -76,12 +81,20 @@ def navigation(principal: Principal) -> list[NavItem]:
         items.append(NavItem("nav.campaigns", f"{CONSOLE_PREFIX}/campaigns"))
     if principal.can(Permission.MERCHANT_REVIEW):
         items.append(NavItem("nav.review_queue", f"{CONSOLE_PREFIX}/merchants/review"))
+    if principal.can(Permission.INVOICE_VERIFY):
+        items.append(NavItem("nav.invoices", f"{CONSOLE_PREFIX}/invoices"))
+    if principal.can(Permission.TILL_REDEEM):
+        items.append(NavItem("nav.till", f"{CONSOLE_PREFIX}/till"))
     if principal.role is Role.MERCHANT and principal.merchant_id:
         items.append(NavItem("nav.own_merchant", f"{CONSOLE_PREFIX}/merchants/{principal.merchant_id}"))
     elif principal.can(Permission.MERCHANT_READ):
         items.append(NavItem("nav.merchants", f"{CONSOLE_PREFIX}/merchants"))
     if principal.can(Permission.MERCHANT_PUBLISH):
         items.append(NavItem("nav.final_list", f"{CONSOLE_PREFIX}/merchants/final-list"))
+    if principal.can(Permission.REDEMPTION_READ):
+        items.append(NavItem("nav.redemptions", f"{CONSOLE_PREFIX}/redemptions"))
+    if principal.can(Permission.LEDGER_READ):
+        items.append(NavItem("nav.money", f"{CONSOLE_PREFIX}/money"))
     if principal.can(Permission.USER_MANAGE):
         items.append(NavItem("nav.users", f"{CONSOLE_PREFIX}/users"))
     return items
@@ -94,8 +107,9 @@ def home_of(principal: Principal) -> str:
 
 
 def is_console(request: Request) -> bool:
+    """Console and H5 paths answer refusals with pages, not JSON."""
     path = request.url.path
-    return path == CONSOLE_PREFIX or path.startswith(f"{CONSOLE_PREFIX}/")
+    return any(path == prefix or path.startswith(f"{prefix}/") for prefix in (CONSOLE_PREFIX, H5_PREFIX))
 
 
 def translator(request: Request) -> Translator:
@@ -172,3 +186,20 @@ def error_page(
         principal=principal,
         status=status,
     )
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def parse_term(kind: type[E], field: str, value: str | None) -> E | None:
+    """A filter's code, or None when empty; an unknown code is refused (422), never ignored."""
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidInput([Problem(field, f"unknown {field} {value!r}")], code="invalid_request") from None
+
+
+def page_count(total: int, page_size: int) -> int:
+    return max(1, -(-total // page_size))

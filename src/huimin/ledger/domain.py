@@ -61,11 +61,22 @@ The caller says how much of `payable:m` is available (its balance, read in the s
 shortfall comes out of `settled:m`; money still in `clearing` (a run in flight) cannot be refunded
 until the bank confirms the run, which the refunding service must refuse.
 
-Settlement (a later package) fits the same accounts: a run moves Dr clearing / Cr payable:m; the
-bank's confirmation Dr settled:m / Cr clearing; a failed payout Dr payable:m / Cr clearing; a
-clawback Dr receivable:m / Cr settled:m, netted against later payable (Dr settled:m + Dr budget /
-Cr payable:m + Cr receivable:m) or collected (Dr budget / Cr receivable:m); recovery at the end
-Dr recovery:f / Cr budget:f and Cr expired:f. After a run is confirmed, `clearing` is zero (I2).
+Settlement (`huimin.settlement`, docs/settlement.md) uses the same accounts:
+
+| builder            | postings                                                                          |
+|--------------------|-----------------------------------------------------------------------------------|
+| `settle`           | Dr clearing / Cr payable:m: a payout line of an approved run, sent to the bank    |
+| `setoff`           | Dr settled:m / Cr payable:m (owed subsidy treated as paid) and Dr budget:fᵢ /     |
+|                    | Cr receivable:m (what the merchant owed, back to the funders of its origin)       |
+| `payout_paid`      | Dr settled:m / Cr clearing: the bank paid the line                                |
+| `payout_failed`    | Dr payable:m / Cr clearing, and the line's set-off undone (Dr payable:m, Dr       |
+|                    | receivable:m / Cr settled:m, Cr budget:fᵢ): the next run settles it afresh        |
+| `clawback`         | Dr receivable:m / Cr settled:m: an expelled merchant's settled subsidy owed back  |
+| `recover`          | Dr recovery:f / Cr budget:f, Cr expired:f: unused money back to the funder        |
+
+A set-off's budget legs are given by the caller: each part of the receivable it collects goes back
+to the funders by the funding split of the redemption it came from. After every run the bank has
+answered, `clearing` is zero (I2).
 """
 
 from __future__ import annotations
@@ -88,18 +99,25 @@ __all__ = [
     "account_kind",
     "budget",
     "claim",
+    "clawback",
     "deposit",
     "expire",
     "expired",
     "funder",
     "normal_sign",
     "payable",
+    "payout_failed",
+    "payout_paid",
     "pending",
     "receivable",
+    "recover",
+    "recovery",
     "recycle",
     "redeem",
     "refund",
     "reject_invoice",
+    "setoff",
+    "settle",
     "settled",
     "shown_balance",
     "verify",
@@ -148,6 +166,14 @@ class TransactionKind(StrEnum):
     VERIFY = "verify"
     REJECT_INVOICE = "reject_invoice"
     REFUND = "refund"
+    # Settlement (huimin.settlement): a payout line of a run, its set-off against what the merchant
+    # owes, the bank's answer, a clawback, and the recovery at the campaign's end.
+    SETTLE = "settle"
+    SETOFF = "setoff"
+    PAYOUT_PAID = "payout_paid"
+    PAYOUT_FAILED = "payout_failed"
+    CLAWBACK = "clawback"
+    RECOVER = "recover"
 
 
 def normal_sign(key: str) -> int:
@@ -212,6 +238,13 @@ def settled(merchant_id: str) -> str:
 
 def receivable(merchant_id: str) -> str:
     return account(AccountKind.RECEIVABLE, merchant_id)
+
+
+def recovery(code: str) -> str:
+    return account(AccountKind.RECOVERY, code)
+
+
+CLEARING = AccountKind.CLEARING.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,3 +461,74 @@ def refund(
     else:
         legs += _by_funder(budget, funding, from_payable, 1)
     return Transaction.of(TransactionKind.REFUND, reference, legs)
+
+
+def _merchant_pair(
+    kind: TransactionKind, reference: str, debit: str, credit: str, amount: int
+) -> Transaction:
+    value = _positive(f"a {kind.value} amount", amount)
+    return Transaction.of(kind, reference, [(debit, value), (credit, -value)])
+
+
+def settle(reference: str, *, merchant_id: str, amount: int) -> Transaction:
+    """结算: a payout line of an approved settlement run leaves the merchant's payable for the bank."""
+    return _merchant_pair(TransactionKind.SETTLE, reference, CLEARING, payable(merchant_id), amount)
+
+
+def setoff(reference: str, *, merchant_id: str, collected: Sequence[tuple[FundingSplit, int]]) -> Transaction:
+    """抵扣: subsidy owed to the merchant pays what it owes back. Each collected part (with the funding
+    split of the redemption that made it owed) returns to those funders' budgets."""
+    total = sum(int(_positive("a set-off part", part)) for _, part in collected)
+    _positive("a set-off", total)
+    legs: list[tuple[str, int]] = [(settled(merchant_id), total), (payable(merchant_id), -total)]
+    for split, part in collected:
+        legs += _by_funder(budget, split, part, 1)
+    legs.append((receivable(merchant_id), -total))
+    return Transaction.of(TransactionKind.SETOFF, reference, legs)
+
+
+def payout_paid(reference: str, *, merchant_id: str, amount: int) -> Transaction:
+    """The bank confirms a payout: the money has reached the merchant."""
+    return _merchant_pair(TransactionKind.PAYOUT_PAID, reference, settled(merchant_id), CLEARING, amount)
+
+
+def payout_failed(
+    reference: str, *, merchant_id: str, amount: int, undone: Sequence[tuple[FundingSplit, int]] = ()
+) -> Transaction:
+    """The bank could not pay: the line's amount returns to payable, and its set-off (`undone`, the
+    parts it collected) is reversed, so the next run settles the redemptions from scratch."""
+    legs: list[tuple[str, int]] = []
+    if amount:
+        value = _positive("a failed payout", amount)
+        legs += [(payable(merchant_id), value), (CLEARING, -value)]
+    netted = sum(int(_positive("a set-off part", part)) for _, part in undone)
+    if netted:
+        legs += [(payable(merchant_id), netted), (settled(merchant_id), -netted)]
+        for split, part in undone:
+            legs += _by_funder(budget, split, part, -1)
+        legs.append((receivable(merchant_id), netted))
+    return Transaction.of(TransactionKind.PAYOUT_FAILED, reference, legs)
+
+
+def clawback(reference: str, *, merchant_id: str, amount: int) -> Transaction:
+    """追回: an expelled merchant's settled subsidy becomes money it owes back."""
+    return _merchant_pair(
+        TransactionKind.CLAWBACK, reference, receivable(merchant_id), settled(merchant_id), amount
+    )
+
+
+def recover(
+    reference: str, *, unused_budget: Sequence[tuple[str, int]], expired_value: Sequence[tuple[str, int]]
+) -> Transaction:
+    """回收: at the campaign's end the unused budget and the expired, unrecycled voucher value go back
+    to each funder (the finance bureau's account)."""
+    legs: list[tuple[str, int]] = []
+    for code, amount in unused_budget:
+        if amount < 0:
+            raise LedgerError(f"budget:{code} is negative: nothing can be recovered from it")
+        legs += [(recovery(code), amount), (budget(code), -amount)]
+    for code, amount in expired_value:
+        if amount < 0:
+            raise LedgerError(f"expired:{code} is negative")
+        legs += [(recovery(code), amount), (expired(code), -amount)]
+    return Transaction.of(TransactionKind.RECOVER, reference, legs)

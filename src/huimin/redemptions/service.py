@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,13 +33,17 @@ from huimin.redemptions import domain
 from huimin.redemptions.domain import HOLDS_VOUCHER, REFUNDABLE, Purchase, RedemptionRefused, RedemptionStatus
 from huimin.redemptions.models import RedemptionEventRow, RedemptionRow, RefundRow
 from huimin.redemptions.repository import RedemptionRepository
+from huimin.settlement.domain import SettlementRefused
+from huimin.settlement.receivables import record_refund_receivable, refuse_refund_in_settlement
 
 __all__ = [
     "Invoice",
+    "Quote",
     "Redeemed",
     "RedemptionRequest",
     "Refunded",
     "get_redemption",
+    "quote",
     "redeem",
     "refund",
     "search",
@@ -259,6 +263,12 @@ async def refund(
         raise RedemptionRefused.unknown_redemption(redemption_id)
     if RedemptionStatus(redemption.status) not in REFUNDABLE:
         raise RedemptionRefused.not_refundable(redemption.status)
+    await refuse_refund_in_settlement(session, redemption)
+    merchant = await repository.merchant(redemption.merchant_id)
+    if merchant is not None and merchant.status == MerchantStatus.EXPELLED.value:
+        raise SettlementRefused.merchant_expelled()
+    # A settled redemption's subsidy is no longer in payable:m: what its refund returns is owed back.
+    was_settled = redemption.status == RedemptionStatus.SETTLED.value
     found = await repository.with_voucher(redemption_id)
     if found is None:  # pragma: no cover - a redemption always has its voucher (foreign key)
         raise RedemptionRefused.unknown_redemption(redemption_id)
@@ -310,27 +320,32 @@ async def refund(
         # With the voucher restored, this last refund returns all the subsidy still out: earlier partial
         # refunds already gave the budget their share.
         outstanding = redemption.subsidy_fen - (redemption.subsidy_returned_fen - int(share.subsidy_returned))
-        await ledger_service.post(
-            session,
-            campaign_id=redemption.campaign_id,
-            transaction=ledger.refund(
-                row.id,
-                value=redemption.voucher_value_fen,
-                subsidy=outstanding if restore else redemption.subsidy_fen,
-                returned=int(share.subsidy_returned),
-                restore=restore,
-                funding=await ledger_service.funding_split(session, batch_id=redemption.batch_id),
-                merchant_id=redemption.merchant_id,
-                payable_available=int(
-                    await ledger_service.balance(
-                        session,
-                        campaign_id=redemption.campaign_id,
-                        account=ledger.payable(redemption.merchant_id),
-                    )
-                ),
+        transaction = ledger.refund(
+            row.id,
+            value=redemption.voucher_value_fen,
+            subsidy=outstanding if restore else redemption.subsidy_fen,
+            returned=int(share.subsidy_returned),
+            restore=restore,
+            funding=await ledger_service.funding_split(session, batch_id=redemption.batch_id),
+            merchant_id=redemption.merchant_id,
+            payable_available=0
+            if was_settled
+            else int(
+                await ledger_service.balance(
+                    session,
+                    campaign_id=redemption.campaign_id,
+                    account=ledger.payable(redemption.merchant_id),
+                )
             ),
-            at=now,
         )
+        await ledger_service.post(
+            session, campaign_id=redemption.campaign_id, transaction=transaction, at=now
+        )
+        owed = int(transaction.total(ledger.receivable(redemption.merchant_id)))
+        if owed > 0:
+            await record_refund_receivable(
+                session, refund_id=row.id, redemption=redemption, amount=owed, at=now
+            )
     return Refunded(row, redemption)
 
 
@@ -436,3 +451,58 @@ async def search(
         offset=(page - 1) * page_size,
         limit=page_size,
     )
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a redemption would do, before the cashier confirms it (the till page's preview)."""
+
+    purchase: Purchase
+    batch: BatchRow
+    voucher_valid_until: datetime
+
+
+async def quote(session: AsyncSession, *, request: RedemptionRequest, clock: Clock) -> Quote:
+    """预览: the refusals and the arithmetic of `redeem`, without a write. `redeem` checks everything
+    again when the cashier confirms (the voucher may be spent meanwhile); only the per-merchant daily
+    cap, a counter that `redeem` increments, is left to it."""
+    repository = RedemptionRepository(session)
+    now = clock.now()
+    found = await repository.voucher_by_code(normalise_code(request.voucher_code))
+    if found is None:
+        raise RedemptionRefused.unknown_voucher()
+    voucher, batch_row = found
+    merchant = await repository.merchant(request.merchant_id)
+    if merchant is None or merchant.campaign_id != voucher.campaign_id:
+        raise RedemptionRefused.unknown_merchant(request.merchant_id)
+    terminal = await repository.terminal(voucher.campaign_id, request.terminal_id.strip().upper())
+    if terminal is None or terminal.merchant_id != merchant.id:
+        raise RedemptionRefused.unknown_terminal(request.terminal_id)
+    if merchant.status != MerchantStatus.ACTIVE.value:
+        raise RedemptionRefused.merchant_not_active(merchant.status)
+    _refuse_unless_spendable(voucher, now)
+    batch = batch_row.terms()
+    domain.admits(
+        batch,
+        category=request.category,
+        merchant_category=Category(merchant.category),
+        jurisdiction=Jurisdiction(merchant.jurisdiction),
+        merchant_class=MerchantClass(merchant.merchant_class),
+    )
+    purchase = domain.price(batch, order=request.order_amount, merchant_discount=request.merchant_discount)
+    invoice = request.invoice
+    if batch.big_ticket:
+        if invoice is None:
+            raise RedemptionRefused.invoice_required()
+        if invoice.sales_invoice_fen != purchase.payable:
+            raise RedemptionRefused.invoice_mismatch(invoice.sales_invoice_fen, purchase.payable)
+        reused = await repository.invoice_in_use(
+            voucher.campaign_id, invoice.sales_invoice_no, invoice.tax_invoice_no
+        )
+        if reused is not None:
+            raise RedemptionRefused.invoice_reused(reused)
+    if request.order_ref is not None and await repository.order_in_use(
+        merchant.id, request.order_ref, _HOLDING
+    ):
+        raise RedemptionRefused.one_voucher_per_purchase(request.order_ref)
+    return Quote(purchase, batch_row, voucher.valid_until)

@@ -125,6 +125,7 @@ from huimin.migrate import upgrade
 from huimin.redemptions import service as redemptions
 from huimin.redemptions.domain import HOLDS_VOUCHER, RedemptionStatus
 from huimin.redemptions.models import RedemptionRow, RefundRow
+from huimin.reports import rollup as report_rollup
 from huimin.simulation import spending
 from huimin.simulation.city import City, Resident, build_city
 from huimin.simulation.onboarding import CITY, FINANCE, STEPS, Onboarding, reviewer
@@ -224,6 +225,9 @@ async def run_demo(
             timings["of which registration"] = demo.registration_seconds
             timings["of which onboarding"] = demo.onboarding_seconds
             timings["of which redemptions"] = demo.redemption_seconds
+            with _phase(bars, timings, "reports", "report rollups"):
+                async with unit_of_work(demo.sessions) as session:
+                    await report_rollup.rollup(session, clock=demo.clock)
             with _phase(bars, timings, "summary", "summary and invariants"):
                 summary = await demo.summary()
         finally:

@@ -9,7 +9,7 @@ import pytest
 from huimin.auth.principals import Principal, Role
 from huimin.config import Settings
 from huimin.console.assets import VENDOR_FILES, VendorAssets
-from huimin.console.figures import _share
+from huimin.console.figures import _share, leverage_text
 from huimin.console.web import home_of, navigation
 from huimin.errors import ConfigurationError
 from huimin.kit.terms import Jurisdiction
@@ -44,17 +44,23 @@ def _principal(role: Role) -> Principal:
 @pytest.mark.parametrize(
     ("role", "pages"),
     [
-        (Role.CITY_ADMIN, ["overview", "campaigns", "merchants", "merchants/final-list", "users"]),
-        (Role.COUNTY_REVIEWER, ["overview", "campaigns", "merchants/review", "merchants"]),
-        (Role.OPERATOR, ["overview", "campaigns", "merchants"]),
-        (Role.FINANCE, ["overview", "campaigns"]),
+        (
+            Role.CITY_ADMIN,
+            ["overview", "campaigns", "merchants", "merchants/final-list", "redemptions", "money", "users"],
+        ),
+        (
+            Role.COUNTY_REVIEWER,
+            ["overview", "campaigns", "merchants/review", "invoices", "merchants", "redemptions"],
+        ),
+        (Role.OPERATOR, ["overview", "campaigns", "merchants", "redemptions", "money"]),
+        (Role.FINANCE, ["overview", "campaigns", "redemptions", "money"]),
         (Role.UNION_ADMIN, ["overview", "campaigns"]),
-        (Role.MARKET_REGULATOR, ["overview", "merchants"]),
+        (Role.MARKET_REGULATOR, ["overview", "merchants", "redemptions"]),
         (Role.POLICE, ["overview"]),
         (Role.PBOC, ["overview"]),
         (Role.HOTLINE, ["overview"]),
         (Role.PUBLICITY, ["overview"]),
-        (Role.MERCHANT, ["merchants/mch_1"]),
+        (Role.MERCHANT, ["till", "merchants/mch_1", "redemptions"]),
     ],
 )
 def test_the_navigation_of_each_role(role: Role, pages: list[str]) -> None:
@@ -69,3 +75,11 @@ def test_shares_are_computed_in_integers() -> None:
     assert _share(2, 3) == "66.7%"
     assert _share(28, 300) == "9.3%"
     assert _share(5, 5) == "100.0%"
+
+
+def test_leverage_is_written_in_integers() -> None:
+    assert leverage_text(0, 0) == "—"
+    assert leverage_text(10_500, 3_000) == "1 : 3.50"
+    assert leverage_text(12_345, 1_000) == "1 : 12.35"  # half up
+    assert leverage_text(1, 3) == "1 : 0.33"
+    assert leverage_text(2, 3) == "1 : 0.67"

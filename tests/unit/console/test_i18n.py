@@ -19,10 +19,15 @@ from huimin.console.figures import (
     claims_by_day,
     claims_by_district,
     merchants_by_status,
+    redemptions_by_day,
+    redemptions_by_district,
 )
 from huimin.console.i18n import MESSAGES, Translator, choose
+from huimin.console.till_pages import REFUSAL_CODES
 from huimin.kit.terms import Category, District, Jurisdiction, MerchantClass
+from huimin.ledger.domain import AccountKind
 from huimin.merchants.domain import Action, MerchantStatus
+from huimin.redemptions.domain import RedemptionStatus
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -66,8 +71,21 @@ def test_every_figure_and_chart_has_a_label() -> None:
     # A figure's key is its function's name; the overview shows `figure.<key>` (and charts `chart.<key>`).
     for function in (*CLAIM_FIGURES, *REDEMPTION_FIGURES):
         assert f"figure.{function.__name__}" in MESSAGES
-    for chart in (claims_by_day, claims_by_district, merchants_by_status):
+    for chart in (
+        claims_by_day,
+        claims_by_district,
+        merchants_by_status,
+        redemptions_by_day,
+        redemptions_by_district,
+    ):
         assert f"chart.{chart.__name__}" in MESSAGES
+
+
+def test_every_refusal_at_the_till_has_its_message() -> None:
+    for code in REFUSAL_CODES:
+        assert Translator("zh").term("till.refused", code)
+        assert Translator("en").term("till.refused", code)
+    assert "已使用" in Translator("zh").term("till.refused", "voucher_used")
 
 
 def test_templates_hold_no_visible_chinese_outside_the_catalogue() -> None:
@@ -90,12 +108,16 @@ def test_templates_hold_no_visible_chinese_outside_the_catalogue() -> None:
         ("round_status", RoundStatus),
         ("claim_mode", ClaimMode),
         ("issuer", Issuer),
+        ("redemption_status", RedemptionStatus),
+        ("account_kind", AccountKind),
     ],
 )
 def test_every_term_has_its_words(kind: str, terms: type[StrEnum]) -> None:
     for term in terms:
         assert Translator("zh").term(kind, term.value)
         assert Translator("en").term(kind, term.value)
+    for event in ("redeemed", "verified", "rejected", "refunded"):
+        assert Translator("zh").term("redemption_event", event)
     if kind in ("jurisdiction", "district", "category", "merchant_class"):
         for term in terms:
             assert Translator("zh").term(kind, term.value) == term.label  # type: ignore[attr-defined]

@@ -9,7 +9,11 @@
   const MUTED = "#5d6978";
   const LINE = "#d8dde4";
   const BLUE = "#1f4f8f";
-  const RED_SCALE = ["#fbf1f0", "#f0c6bf", "#d9776b", "#b5372b", "#7f1d1d"];
+  const RED = "#b5372b";
+  const SCALES = {
+    claims: ["#eef3fa", "#c4d4ea", "#7fa1cf", "#2a62ad", "#14325a"],
+    redemptions: ["#fbf1f0", "#f0c6bf", "#d9776b", "#b5372b", "#7f1d1d"],
+  };
   const FONT = '"PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif';
   const charts = [];
 
@@ -39,7 +43,7 @@
     tooltip: { ...base().tooltip, trigger: "axis" },
     xAxis: { type: "category", data: data.labels, ...axisStyle },
     yAxis: { type: "value", minInterval: 1, ...axisStyle },
-    series: [{ name: data.name, type: "bar", data: data.values, barMaxWidth: 28, itemStyle: { color: BLUE } }],
+    series: [{ name: data.name, type: "bar", data: data.values, barMaxWidth: 28, itemStyle: { color: data.color === "red" ? RED : BLUE } }],
   });
 
   const barOption = (data) => ({
@@ -51,7 +55,7 @@
     series: [{ type: "bar", data: data.values, barMaxWidth: 36, itemStyle: { color: BLUE } }],
   });
 
-  const mapOption = (data) => {
+  const mapOption = (data, layer) => {
     const max = Math.max(1, ...data.areas.map((area) => area.value));
     return {
       ...base(),
@@ -65,7 +69,7 @@
         itemHeight: 90,
         text: [String(max), "0"],
         textStyle: { color: MUTED },
-        inRange: { color: RED_SCALE },
+        inRange: { color: SCALES[layer] || SCALES.claims },
       },
       series: [
         {
@@ -91,24 +95,51 @@
     const chart = window.echarts.init(element, null, { renderer: "canvas" });
     chart.setOption(option);
     charts.push(chart);
+    return chart;
+  };
+
+  // The district map shows claims or redemptions: the switch's links work without script (?map=…);
+  // with it, the map changes in place.
+  const mapLayer = (element, chart) => {
+    const show = (layer) => {
+      const data = JSON.parse(element.getAttribute(`data-series-${layer}`));
+      chart.setOption(mapOption(data, layer), { notMerge: true });
+      element.setAttribute("data-layer", layer);
+      for (const link of document.querySelectorAll("[data-map-switch]")) {
+        const active = link.getAttribute("data-map-switch") === layer;
+        link.classList.toggle("active", active);
+        link.setAttribute("aria-pressed", active ? "true" : "false");
+      }
+      for (const title of document.querySelectorAll("[data-map-title]")) {
+        title.hidden = title.getAttribute("data-map-title") !== layer;
+      }
+    };
+    for (const link of document.querySelectorAll("[data-map-switch]")) {
+      link.addEventListener("click", (event) => {
+        event.preventDefault();
+        show(link.getAttribute("data-map-switch"));
+      });
+    }
   };
 
   const render = async (element) => {
-    const data = JSON.parse(element.getAttribute("data-series"));
     const kind = element.getAttribute("data-chart");
-    if (kind === "days") {
-      if (data.values.length === 0) return showMessage(element, data.empty);
-      return draw(element, dayOption(data));
-    }
-    if (kind === "bar") return draw(element, barOption(data));
     if (kind === "map") {
       if (!window.echarts.getMap("ziyang")) {
         const response = await fetch(element.getAttribute("data-geo"), { credentials: "same-origin" });
         if (!response.ok) throw new Error(`boundaries: HTTP ${response.status}`);
         window.echarts.registerMap("ziyang", await response.json());
       }
-      return draw(element, mapOption(data));
+      const layer = element.getAttribute("data-layer") || "claims";
+      const data = JSON.parse(element.getAttribute(`data-series-${layer}`));
+      return mapLayer(element, draw(element, mapOption(data, layer)));
     }
+    const data = JSON.parse(element.getAttribute("data-series"));
+    if (kind === "days") {
+      if (data.values.length === 0) return showMessage(element, data.empty);
+      return draw(element, dayOption(data));
+    }
+    if (kind === "bar") return draw(element, barOption(data));
     return undefined;
   };
 
