@@ -16,7 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from huimin.audit import service as audit
 from huimin.auth.principals import Permission, Principal
-from huimin.campaigns.domain import RefundPolicy
+from huimin.campaigns.domain import Batch, RefundPolicy
 from huimin.campaigns.models import BatchRow
 from huimin.claims.domain import VoucherStatus, normalise_code
 from huimin.claims.models import VoucherEventRow, VoucherRow
@@ -28,7 +28,7 @@ from huimin.kit.terms import Category, Jurisdiction, MerchantClass
 from huimin.ledger import domain as ledger
 from huimin.ledger import service as ledger_service
 from huimin.merchants.domain import MerchantStatus
-from huimin.merchants.models import MerchantRow
+from huimin.merchants.models import MerchantRow, MerchantTerminalRow
 from huimin.redemptions import domain
 from huimin.redemptions.domain import HOLDS_VOUCHER, REFUNDABLE, Purchase, RedemptionRefused, RedemptionStatus
 from huimin.redemptions.models import RedemptionEventRow, RedemptionRow, RefundRow
@@ -81,17 +81,19 @@ class Redeemed:
     batch: BatchRow
 
 
-async def redeem(
-    session: AsyncSession,
-    *,
-    partner_id: str,
-    request: RedemptionRequest,
-    clock: Clock,
-    idempotency_key: str | None = None,
-) -> Redeemed:
-    """核销: spend a voucher on a purchase at an active merchant's till, or refuse with a code."""
-    repository = RedemptionRepository(session)
-    now = clock.now()
+@dataclass(frozen=True)
+class _Checked:
+    voucher: VoucherRow
+    batch_row: BatchRow
+    batch: Batch
+    merchant: MerchantRow
+    terminal: MerchantTerminalRow
+    purchase: Purchase
+
+
+async def _checked(repository: RedemptionRepository, request: RedemptionRequest, now: datetime) -> _Checked:
+    """Every refusal of a redemption that needs no write, and the purchase's arithmetic: shared by
+    `redeem` and the till's preview `quote`."""
     found = await repository.voucher_by_code(normalise_code(request.voucher_code))
     if found is None:
         raise RedemptionRefused.unknown_voucher()
@@ -130,6 +132,30 @@ async def redeem(
         merchant.id, request.order_ref, _HOLDING
     ):
         raise RedemptionRefused.one_voucher_per_purchase(request.order_ref)
+    return _Checked(voucher, batch_row, batch, merchant, terminal, purchase)
+
+
+async def redeem(
+    session: AsyncSession,
+    *,
+    partner_id: str,
+    request: RedemptionRequest,
+    clock: Clock,
+    idempotency_key: str | None = None,
+) -> Redeemed:
+    """核销: spend a voucher on a purchase at an active merchant's till, or refuse with a code."""
+    repository = RedemptionRepository(session)
+    now = clock.now()
+    checked = await _checked(repository, request, now)
+    voucher, batch_row, batch, merchant, terminal, purchase = (
+        checked.voucher,
+        checked.batch_row,
+        checked.batch,
+        checked.merchant,
+        checked.terminal,
+        checked.purchase,
+    )
+    invoice = request.invoice
 
     day = local_date(now)
     if batch.per_merchant_daily is not None and not await repository.count_day(
@@ -466,43 +492,5 @@ async def quote(session: AsyncSession, *, request: RedemptionRequest, clock: Clo
     """预览: the refusals and the arithmetic of `redeem`, without a write. `redeem` checks everything
     again when the cashier confirms (the voucher may be spent meanwhile); only the per-merchant daily
     cap, a counter that `redeem` increments, is left to it."""
-    repository = RedemptionRepository(session)
-    now = clock.now()
-    found = await repository.voucher_by_code(normalise_code(request.voucher_code))
-    if found is None:
-        raise RedemptionRefused.unknown_voucher()
-    voucher, batch_row = found
-    merchant = await repository.merchant(request.merchant_id)
-    if merchant is None or merchant.campaign_id != voucher.campaign_id:
-        raise RedemptionRefused.unknown_merchant(request.merchant_id)
-    terminal = await repository.terminal(voucher.campaign_id, request.terminal_id.strip().upper())
-    if terminal is None or terminal.merchant_id != merchant.id:
-        raise RedemptionRefused.unknown_terminal(request.terminal_id)
-    if merchant.status != MerchantStatus.ACTIVE.value:
-        raise RedemptionRefused.merchant_not_active(merchant.status)
-    _refuse_unless_spendable(voucher, now)
-    batch = batch_row.terms()
-    domain.admits(
-        batch,
-        category=request.category,
-        merchant_category=Category(merchant.category),
-        jurisdiction=Jurisdiction(merchant.jurisdiction),
-        merchant_class=MerchantClass(merchant.merchant_class),
-    )
-    purchase = domain.price(batch, order=request.order_amount, merchant_discount=request.merchant_discount)
-    invoice = request.invoice
-    if batch.big_ticket:
-        if invoice is None:
-            raise RedemptionRefused.invoice_required()
-        if invoice.sales_invoice_fen != purchase.payable:
-            raise RedemptionRefused.invoice_mismatch(invoice.sales_invoice_fen, purchase.payable)
-        reused = await repository.invoice_in_use(
-            voucher.campaign_id, invoice.sales_invoice_no, invoice.tax_invoice_no
-        )
-        if reused is not None:
-            raise RedemptionRefused.invoice_reused(reused)
-    if request.order_ref is not None and await repository.order_in_use(
-        merchant.id, request.order_ref, _HOLDING
-    ):
-        raise RedemptionRefused.one_voucher_per_purchase(request.order_ref)
-    return Quote(purchase, batch_row, voucher.valid_until)
+    checked = await _checked(RedemptionRepository(session), request, clock.now())
+    return Quote(checked.purchase, checked.batch_row, checked.voucher.valid_until)
