@@ -11,20 +11,12 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.app import create_app
-from huimin.auth.principals import Principal, Role
-from huimin.campaigns.models import CampaignRow
 from huimin.config import Settings
-from huimin.db import unit_of_work
 from huimin.kit.clock import ManualClock
-from huimin.kit.money import Fen
 from huimin.kit.terms import Jurisdiction
-from huimin.ledger import service as ledger
-from huimin.ledger.checks import run_checks
-from tests.integration.merchant_helpers import OPERATOR, reviewer
+from tests.integration.merchant_helpers import reviewer
 from tests.integration.staff import accept_test_principals, as_
-from tests.integration.till import Till, open_till
-
-FINANCE = Principal(actor_id="usr_finance", role=Role.FINANCE, name="市财政局 刘洋")
+from tests.integration.till import Till, checked_balances, fund, open_till
 
 
 @pytest.fixture
@@ -43,42 +35,14 @@ async def till(
     clock: ManualClock,
 ) -> Till:
     opened = await open_till(client, sessions, settings, clock)
-    async with unit_of_work(sessions) as session:
-        for funder, yuan in (("fiscal", 800_000), ("social", 200_000)):
-            deposit = await ledger.request_deposit(
-                session,
-                principal=OPERATOR,
-                campaign_id=opened.campaign_id,
-                funder_code=funder,
-                amount=Fen.yuan(yuan),
-                clock=clock,
-            )
-            await ledger.approve_deposit(session, principal=FINANCE, deposit_id=deposit.row.id, clock=clock)
+    await fund(sessions, opened, clock)
     return opened
-
-
-async def balances(sessions: async_sessionmaker[AsyncSession], till: Till) -> dict[str, int]:
-    """Balances in fen, accounts of a merchant named by the test's merchant names; zero balances left out."""
-    names = {merchant_id: name for name, merchant_id in till.merchants.items()}
-    async with unit_of_work(sessions) as session:
-        found = await ledger.balances(session, campaign_id=till.campaign_id)
-        campaign = await session.get(CampaignRow, till.campaign_id)
-        assert campaign is not None
-        report = await run_checks(session, campaign)
-    failed = [(result.name, result.figures, result.problems) for result in report.results if not result.ok]
-    assert not failed, failed
-    shown = {}
-    for key, value in found.items():
-        kind, _, owner = key.partition(":")
-        if value:
-            shown[f"{kind}:{names.get(owner, owner)}" if owner else kind] = int(value)
-    return shown
 
 
 async def test_a_day_at_the_till_to_the_fen(till: Till, sessions: async_sessionmaker[AsyncSession]) -> None:
     # Two general vouchers (满100减30, funded 70 % fiscal, 30 % social) and a car voucher (up to 5,000).
     first, second, car = await till.voucher(), await till.voucher(), await till.voucher("cars")
-    assert await balances(sessions, till) == {
+    assert await checked_balances(sessions, till) == {
         "funder:fiscal": 800_000_00,
         "funder:social": 200_000_00,
         "budget:fiscal": 800_000_00 - 2_100 * 2 - 500_000,
@@ -102,7 +66,7 @@ async def test_a_day_at_the_till_to_the_fen(till: Till, sessions: async_sessionm
         },
     )
     sale = (await till.redeem(body)).json()
-    assert await balances(sessions, till) == {
+    assert await checked_balances(sessions, till) == {
         "funder:fiscal": 800_000_00,
         "funder:social": 200_000_00,
         "budget:fiscal": 800_000_00 - 2_100 * 2 - 500_000 + 300_000,
@@ -122,7 +86,7 @@ async def test_a_day_at_the_till_to_the_fen(till: Till, sessions: async_sessionm
     assert verified.status_code == 200
     partial = (await till.refund(meal["redemption_id"], 5_000)).json()
     assert partial["subsidy_returned_fen"] == 1_428  # 30 × 50 / 105, rounded down
-    assert await balances(sessions, till) == {
+    assert await checked_balances(sessions, till) == {
         "funder:fiscal": 800_000_00,
         "funder:social": 200_000_00,
         # the 14.28 returned splits 70/30 by split_by_shares: 10.00 fiscal (9.996 takes the odd fen), 4.28
@@ -137,7 +101,7 @@ async def test_a_day_at_the_till_to_the_fen(till: Till, sessions: async_sessionm
     # The rest of the meal is refunded: the voucher is back in the wallet with its full 30.
     rest = (await till.refund(meal["redemption_id"], 5_500)).json()
     assert rest["voucher_restored"] is True
-    assert await balances(sessions, till) == {
+    assert await checked_balances(sessions, till) == {
         "funder:fiscal": 800_000_00,
         "funder:social": 200_000_00,
         "budget:fiscal": 800_000_00 - 2_100 * 2 - 500_000 + 300_000,
@@ -150,7 +114,7 @@ async def test_a_day_at_the_till_to_the_fen(till: Till, sessions: async_sessionm
     # The second voucher is spent at the shop.
     shop = await till.redeem(till.body(second, "retail", category="retail", order_amount_fen=20_000))
     assert shop.status_code == 201
-    final = await balances(sessions, till)
+    final = await checked_balances(sessions, till)
     assert final["payable:retail"] == 3_000
     assert final["vouchers:fiscal"] == 2_100
 
@@ -171,7 +135,7 @@ async def test_a_rejected_invoice_returns_the_subsidy_to_the_voucher(
         },
     )
     sale = (await till.redeem(body)).json()
-    before_rejection = await balances(sessions, till)
+    before_rejection = await checked_balances(sessions, till)
     assert before_rejection["pending:cars"] == 500_000
     rejected = await till.http.post(
         f"/api/v1/staff/redemptions/{sale['redemption_id']}/verification",
@@ -179,6 +143,6 @@ async def test_a_rejected_invoice_returns_the_subsidy_to_the_voucher(
         headers=as_(reviewer(Jurisdiction.YANJIANG)),
     )
     assert rejected.status_code == 200
-    after = await balances(sessions, till)
+    after = await checked_balances(sessions, till)
     assert "pending:cars" not in after
     assert after["vouchers:fiscal"] == 500_000

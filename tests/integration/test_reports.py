@@ -24,7 +24,6 @@ from huimin.claims.models import VoucherEventRow, VoucherRow
 from huimin.config import Settings
 from huimin.db import unit_of_work
 from huimin.kit.clock import ManualClock
-from huimin.kit.money import Fen
 from huimin.kit.terms import Category, Jurisdiction
 from huimin.ledger import domain as ledger_domain
 from huimin.ledger import service as ledger
@@ -33,11 +32,9 @@ from huimin.redemptions.models import RedemptionRow
 from huimin.reports import rollup, service
 from huimin.reports.domain import Dimension
 from huimin.reports.models import ReportCursorRow
-from tests.integration.merchant_helpers import CITY, OPERATOR, reviewer
+from tests.integration.merchant_helpers import CITY, reviewer
 from tests.integration.staff import accept_test_principals, as_
-from tests.integration.till import Till, open_till
-
-FINANCE = Principal(actor_id="usr_finance", role=Role.FINANCE, name="市财政局 刘洋")
+from tests.integration.till import Till, fund, open_till
 
 
 @pytest.fixture
@@ -56,17 +53,7 @@ async def till(
     clock: ManualClock,
 ) -> Till:
     opened = await open_till(client, sessions, settings, clock)
-    async with unit_of_work(sessions) as session:
-        for funder, yuan in (("fiscal", 800_000), ("social", 200_000)):
-            deposit = await ledger.request_deposit(
-                session,
-                principal=OPERATOR,
-                campaign_id=opened.campaign_id,
-                funder_code=funder,
-                amount=Fen.yuan(yuan),
-                clock=clock,
-            )
-            await ledger.approve_deposit(session, principal=FINANCE, deposit_id=deposit.row.id, clock=clock)
+    await fund(sessions, opened, clock)
     return opened
 
 

@@ -19,15 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.app import create_app
 from huimin.auth.principals import Principal, Role
-from huimin.campaigns.models import CampaignRow
 from huimin.claims.flows import expire_and_recycle
 from huimin.claims.models import VoucherRow
 from huimin.config import Settings
 from huimin.db import unit_of_work
 from huimin.kit.clock import ManualClock
 from huimin.kit.money import Fen
-from huimin.ledger import service as ledger
-from huimin.ledger.checks import run_checks
 from huimin.merchants.domain import Action
 from huimin.redemptions.models import RedemptionRow
 from huimin.settlement import domain, service
@@ -35,9 +32,8 @@ from huimin.settlement.models import SettlementApprovalRow, SettlementRunRow
 from huimin.settlement.reconcile import reconcile
 from tests.integration.merchant_helpers import OPERATOR, SEALER, take
 from tests.integration.staff import accept_test_principals, as_
-from tests.integration.till import Till, open_till
+from tests.integration.till import FINANCE, Till, checked_balances, fund, open_till
 
-FINANCE = Principal(actor_id="usr_finance", role=Role.FINANCE, name="市财政局 刘洋")
 FINANCE_2 = Principal(actor_id="usr_finance_2", role=Role.FINANCE, name="市财政局 周敏")
 BANK = SEALER.bank_account
 SECRET = "test-secret-key-for-merchant-tests-0123456789"
@@ -71,36 +67,8 @@ async def till(
     clock: ManualClock,
 ) -> Till:
     opened = await open_till(client, sessions, settings, clock)
-    async with unit_of_work(sessions) as session:
-        for funder, yuan in (("fiscal", 800_000), ("social", 200_000)):
-            deposit = await ledger.request_deposit(
-                session,
-                principal=OPERATOR,
-                campaign_id=opened.campaign_id,
-                funder_code=funder,
-                amount=Fen.yuan(yuan),
-                clock=clock,
-            )
-            await ledger.approve_deposit(session, principal=FINANCE, deposit_id=deposit.row.id, clock=clock)
+    await fund(sessions, opened, clock)
     return opened
-
-
-async def balances(sessions: async_sessionmaker[AsyncSession], till: Till) -> dict[str, int]:
-    """Non-zero balances in fen, merchant accounts by the test's merchant names; every check must hold."""
-    names = {merchant_id: name for name, merchant_id in till.merchants.items()}
-    async with unit_of_work(sessions) as session:
-        found = await ledger.balances(session, campaign_id=till.campaign_id)
-        campaign = await session.get(CampaignRow, till.campaign_id)
-        assert campaign is not None
-        report = await run_checks(session, campaign)
-    failed = [(result.name, result.figures, result.problems) for result in report.results if not result.ok]
-    assert not failed, failed
-    shown = {}
-    for key, value in found.items():
-        kind, _, owner = key.partition(":")
-        if value:
-            shown[f"{kind}:{names.get(owner, owner)}" if owner else kind] = int(value)
-    return shown
 
 
 async def prepare(
@@ -189,7 +157,7 @@ async def test_a_campaign_settled_clawed_back_and_recovered_to_the_fen(
     await spend(till, "retail", "retail")
     await spend(till, "catering_2", "catering")
     spare, later = await till.voucher(), await till.voucher()
-    assert await balances(sessions, till) == {
+    assert await checked_balances(sessions, till) == {
         **DEPOSITED,
         "budget:fiscal": FISCAL - 6 * 2_100,
         "budget:social": SOCIAL - 6 * 900,
@@ -205,7 +173,7 @@ async def test_a_campaign_settled_clawed_back_and_recovered_to_the_fen(
     assert refund.json()["subsidy_returned_fen"] == 750
     # The second restaurant is suspended: its ¥30 stays frozen.
     await merchant_act(sessions, till, Action.SUSPEND, "catering_2")
-    assert await balances(sessions, till) == {
+    assert await checked_balances(sessions, till) == {
         **DEPOSITED,
         "budget:fiscal": FISCAL - 6 * 2_100 + 525,
         "budget:social": SOCIAL - 6 * 900 + 225,
@@ -254,7 +222,7 @@ async def test_a_campaign_settled_clawed_back_and_recovered_to_the_fen(
 
     approved = await approve(sessions, till, run.id)
     assert approved.status == "approved"
-    assert await balances(sessions, till) == {
+    assert await checked_balances(sessions, till) == {
         **DEPOSITED,
         "budget:fiscal": FISCAL - 6 * 2_100 + 525,
         "budget:social": SOCIAL - 6 * 900 + 225,
@@ -289,7 +257,7 @@ async def test_a_campaign_settled_clawed_back_and_recovered_to_the_fen(
         sessions, till, answer((catering, 5_250, "paid", "BK0001"), (retail, 3_000, "failed", ""))
     )
     assert (report.applied, report.differences) == (2, [])
-    assert await balances(sessions, till) == {
+    assert await checked_balances(sessions, till) == {
         **DEPOSITED,
         "budget:fiscal": FISCAL - 6 * 2_100 + 525,
         "budget:social": SOCIAL - 6 * 900 + 225,
@@ -356,7 +324,7 @@ async def test_a_campaign_settled_clawed_back_and_recovered_to_the_fen(
     )
     async with unit_of_work(sessions) as session:
         assert await service.consume_merchant_events(session, clock=till.clock) == []  # once only
-    assert await balances(sessions, till) == {
+    assert await checked_balances(sessions, till) == {
         **DEPOSITED,
         "budget:fiscal": FISCAL - 6 * 2_100 + 525 + 2_100,
         "budget:social": SOCIAL - 6 * 900 + 225 + 900,
@@ -407,7 +375,7 @@ async def test_a_campaign_settled_clawed_back_and_recovered_to_the_fen(
         await service.approve_recovery(session, principal=FINANCE, recovery_id=requested.id, clock=till.clock)
     fiscal_back = FISCAL - 6 * 2_100 + 525 + 2_100 + 2_100
     social_back = SOCIAL - 6 * 900 + 225 + 900 + 900
-    assert await balances(sessions, till) == {
+    assert await checked_balances(sessions, till) == {
         **DEPOSITED,
         "recovery:fiscal": fiscal_back,
         "recovery:social": social_back,
@@ -438,7 +406,7 @@ async def test_a_crash_between_steps_ends_like_a_clean_run(
     await spend(till, "catering", "catering")
     await spend(till, "retail", "retail")
     till.clock.set(datetime(2022, 6, 25, 1, 0, tzinfo=UTC))
-    before = await balances(sessions, till)
+    before = await checked_balances(sessions, till)
 
     def crash_at(step: str) -> service.Checkpoint:
         def checkpoint(name: str) -> None:
@@ -450,7 +418,7 @@ async def test_a_crash_between_steps_ends_like_a_clean_run(
     for step in ("attached", "prepared"):
         with pytest.raises(Crash):
             await prepare(sessions, till, JUNE_24, checkpoint=crash_at(step))
-        assert await balances(sessions, till) == before
+        assert await checked_balances(sessions, till) == before
         async with unit_of_work(sessions) as session:
             assert await session.scalar(select(func.count()).select_from(SettlementRunRow)) == 0
             assert (
@@ -461,10 +429,10 @@ async def test_a_crash_between_steps_ends_like_a_clean_run(
     for step in ("posted", "approved"):
         with pytest.raises(Crash):
             await approve(sessions, till, run.id, checkpoint=crash_at(step))
-        assert await balances(sessions, till) == before
+        assert await checked_balances(sessions, till) == before
     approved = await approve(sessions, till, run.id)
     assert (approved.status, approved.total_fen) == ("approved", 6_000)
-    assert (await balances(sessions, till))["clearing"] == 6_000
+    assert (await checked_balances(sessions, till))["clearing"] == 6_000
     async with unit_of_work(sessions) as session:
         file = await service.clearing_file(
             session, principal=FINANCE, run_id=run.id, sealer=BANK, clock=till.clock
@@ -478,7 +446,7 @@ async def test_a_crash_between_steps_ends_like_a_clean_run(
     # Approving again is refused; no second postings.
     with pytest.raises(Exception, match="not awaiting approval"):
         await approve(sessions, till, run.id, who=FINANCE_2)
-    assert (await balances(sessions, till))["clearing"] == 6_000
+    assert (await checked_balances(sessions, till))["clearing"] == 6_000
 
 
 async def test_two_approvers_above_the_threshold_and_a_full_set_off(
@@ -502,7 +470,7 @@ async def test_two_approvers_above_the_threshold_and_a_full_set_off(
     till.clock.set(datetime(2022, 6, 25, 3, 0, tzinfo=UTC))
     for voucher in kept:
         await spend(till, "catering", "catering", voucher=voucher)
-    assert (await balances(sessions, till))["receivable:catering"] == 3_000
+    assert (await checked_balances(sessions, till))["receivable:catering"] == 3_000
     till.clock.set(datetime(2022, 6, 26, 1, 0, tzinfo=UTC))
     run2 = await prepare(sessions, till, JUNE_25)
     assert (run2.subsidy_fen, run2.netted_fen, run2.total_fen, run2.approvals_needed) == (
@@ -521,7 +489,7 @@ async def test_two_approvers_above_the_threshold_and_a_full_set_off(
     assert run3.lines == 0
     approved = await approve(sessions, till, run3.id)
     assert approved.status == "closed"
-    bal = await balances(sessions, till)
+    bal = await checked_balances(sessions, till)
     assert "receivable:catering" not in bal
     assert bal["settled:catering"] == 3_000 + 3_000 - 3_000 + 0  # paid 30, owed back 30, set off 30
     assert bal["clearing"] == 3_000
@@ -540,10 +508,10 @@ async def test_dual_approval(till: Till, sessions: async_sessionmaker[AsyncSessi
     assert first.status == "prepared"
     with pytest.raises(Exception, match="approved this already"):
         await approve(sessions, till, run.id)
-    assert "clearing" not in await balances(sessions, till)
+    assert "clearing" not in await checked_balances(sessions, till)
     second = await approve(sessions, till, run.id, who=FINANCE_2)
     assert second.status == "approved"
-    assert (await balances(sessions, till))["clearing"] == 3_000
+    assert (await checked_balances(sessions, till))["clearing"] == 3_000
 
 
 async def test_the_staff_api(till: Till, sessions: async_sessionmaker[AsyncSession]) -> None:

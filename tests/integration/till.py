@@ -11,17 +11,23 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.auth.domain import PartnerKind
+from huimin.auth.principals import Principal, Role
 from huimin.auth.service import create_partner, partner_sealer
+from huimin.campaigns.models import CampaignRow
 from huimin.campaigns.service import load_campaign
 from huimin.config import Settings
 from huimin.db import unit_of_work
 from huimin.kit.clock import ManualClock
+from huimin.kit.money import Fen
 from huimin.kit.terms import Category, Jurisdiction, MerchantClass
+from huimin.ledger import service as ledger
+from huimin.ledger.checks import run_checks
 from huimin.merchants.domain import MerchantStatus
-from tests.integration.merchant_helpers import merchant_in
+from tests.integration.merchant_helpers import OPERATOR, merchant_in
 from tests.support import ZIYANG_CENTRE, SignedClient, resident_body
 
 OPENS = datetime(2022, 6, 24, 2, 0, tzinfo=UTC)  # Friday 10:00 in Ziyang
+FINANCE = Principal(actor_id="usr_finance", role=Role.FINANCE, name="市财政局 刘洋")
 
 TILL_CAMPAIGN = """
 [campaign]
@@ -232,3 +238,37 @@ async def open_till(
         terminals=terminals,
         clock=clock,
     )
+
+
+async def fund(sessions: async_sessionmaker[AsyncSession], till: Till, clock: ManualClock) -> None:
+    """Each funder deposits its whole budget: recorded by the operator, approved by finance."""
+    async with unit_of_work(sessions) as session:
+        for funder, yuan in (("fiscal", 800_000), ("social", 200_000)):
+            deposit = await ledger.request_deposit(
+                session,
+                principal=OPERATOR,
+                campaign_id=till.campaign_id,
+                funder_code=funder,
+                amount=Fen.yuan(yuan),
+                clock=clock,
+            )
+            await ledger.approve_deposit(session, principal=FINANCE, deposit_id=deposit.row.id, clock=clock)
+
+
+async def checked_balances(sessions: async_sessionmaker[AsyncSession], till: Till) -> dict[str, int]:
+    """Non-zero balances in fen, merchant accounts by the test's merchant names; every ledger check
+    must hold."""
+    names = {merchant_id: name for name, merchant_id in till.merchants.items()}
+    async with unit_of_work(sessions) as session:
+        found = await ledger.balances(session, campaign_id=till.campaign_id)
+        campaign = await session.get(CampaignRow, till.campaign_id)
+        assert campaign is not None
+        report = await run_checks(session, campaign)
+    failed = [(result.name, result.figures, result.problems) for result in report.results if not result.ok]
+    assert not failed, failed
+    shown = {}
+    for key, value in found.items():
+        kind, _, owner = key.partition(":")
+        if value:
+            shown[f"{kind}:{names.get(owner, owner)}" if owner else kind] = int(value)
+    return shown

@@ -42,13 +42,11 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.app import create_app
-from huimin.auth.principals import Principal, Role
 from huimin.campaigns.models import CampaignRow
 from huimin.claims.flows import expire_and_recycle
 from huimin.config import Settings
 from huimin.db import unit_of_work
 from huimin.kit.clock import ManualClock, local_date
-from huimin.kit.money import Fen
 from huimin.ledger import service as ledger
 from huimin.ledger.checks import run_checks
 from huimin.ledger.models import LedgerTransactionRow
@@ -59,10 +57,9 @@ from huimin.settlement import domain, service
 from huimin.settlement.domain import LineStatus
 from huimin.settlement.reconcile import reconcile
 from tests.integration.merchant_helpers import OPERATOR, SEALER, take
-from tests.integration.till import OPENS, Till, open_till
+from tests.integration.till import FINANCE, OPENS, Till, fund, open_till
 from tests.support import SignedClient
 
-FINANCE = Principal(actor_id="usr_finance", role=Role.FINANCE, name="市财政局 刘洋")
 BANK = SEALER.bank_account
 MERCHANTS = ("catering", "retail", "catering_2")
 CATEGORY = {"catering": "catering", "retail": "retail", "catering_2": "catering"}
@@ -89,19 +86,7 @@ async def _build_template(path: Path) -> Till:
     clock = ManualClock(datetime(2022, 6, 1, tzinfo=UTC))
     async with running(url, clock) as (http, sessions):
         till = await open_till(http, sessions, Settings(database_url=url), clock)
-        async with unit_of_work(sessions) as session:
-            for funder, yuan in (("fiscal", 800_000), ("social", 200_000)):
-                deposit = await ledger.request_deposit(
-                    session,
-                    principal=OPERATOR,
-                    campaign_id=till.campaign_id,
-                    funder_code=funder,
-                    amount=Fen.yuan(yuan),
-                    clock=clock,
-                )
-                await ledger.approve_deposit(
-                    session, principal=FINANCE, deposit_id=deposit.row.id, clock=clock
-                )
+        await fund(sessions, till, clock)
     return till  # the last connection closed checkpoints the WAL into the file
 
 
