@@ -28,6 +28,7 @@ from huimin.console.figures import Series
 from huimin.console.i18n import Translator
 from huimin.console.web import (
     CONSOLE_PREFIX,
+    Decision,
     error_page,
     home_of,
     page_count,
@@ -474,11 +475,6 @@ async def merchant(
     done: Annotated[str | None, Query(max_length=10)] = None,
 ) -> HTMLResponse:
     return await _merchant_page(request, user, session, merchant_id, done=done)
-
-
-class Decision(StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
 
 
 @router.post("/merchants/{merchant_id}/review", response_model=None)

@@ -21,7 +21,7 @@ from huimin.campaigns import service as campaigns
 from huimin.console import service
 from huimin.console.deps import ConsoleUser, ConsoleUserDep
 from huimin.console.repository import RedemptionFilter
-from huimin.console.web import CONSOLE_PREFIX, page_count, parse_term, render, translator
+from huimin.console.web import CONSOLE_PREFIX, Decision, page_count, parse_term, render, translator
 from huimin.db import unit_of_work
 from huimin.deps import ClockDep, SessionDep, SessionsDep
 from huimin.errors import HuiminError, InvalidInput, Problem
@@ -232,11 +232,6 @@ async def invoice(
     done: Annotated[str | None, Query(max_length=10)] = None,
 ) -> HTMLResponse:
     return await _invoice_page(request, user, session, redemption_id, done=done)
-
-
-class Decision(StrEnum):
-    APPROVE = "approve"
-    REJECT = "reject"
 
 
 @router.post("/invoices/{redemption_id}/verification", response_model=None)

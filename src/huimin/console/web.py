@@ -28,6 +28,7 @@ from huimin.kit.money import Fen
 __all__ = [
     "CONSOLE_PREFIX",
     "H5_PREFIX",
+    "Decision",
     "NavItem",
     "error_page",
     "home_of",
@@ -186,6 +187,13 @@ def error_page(
         principal=principal,
         status=status,
     )
+
+
+class Decision(StrEnum):
+    """An approve-or-reject form's answer (merchant review, invoice verification)."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
 
 
 E = TypeVar("E", bound=StrEnum)
