@@ -54,6 +54,7 @@ REDEMPTION_READERS = frozenset(
     {Role.CITY_ADMIN, Role.COUNTY_REVIEWER, Role.OPERATOR, Role.FINANCE, Role.MARKET_REGULATOR, Role.MERCHANT}
 )
 LEDGER_READERS = frozenset({Role.CITY_ADMIN, Role.OPERATOR, Role.FINANCE})
+SETTLEMENT_READERS = frozenset({Role.CITY_ADMIN, Role.OPERATOR, Role.FINANCE})
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,19 @@ def get_routes(world: World) -> list[tuple[str, frozenset[Role], frozenset[Role]
         ("/console/money/check", LEDGER_READERS, nobody),
         ("/console/till", frozenset({Role.MERCHANT}), nobody),
         (f"/console/till/receipts/{world.redemption}", nobody, frozenset({Role.MERCHANT})),
+        ("/console/settlement", SETTLEMENT_READERS, nobody),
+        ("/console/settlement/runs/stl_unknown", nobody, SETTLEMENT_READERS),
+        ("/console/settlement/reconciliation", SETTLEMENT_READERS, nobody),
+        ("/console/settlement/recovery", SETTLEMENT_READERS, nobody),
+        ("/console/reports", GOVERNMENT, nobody),
+        ("/console/reports?by=category&since=2022-06-01", GOVERNMENT, nobody),
+        (
+            "/console/reports?jurisdiction=anyue",
+            GOVERNMENT - {Role.COUNTY_REVIEWER},
+            frozenset({Role.COUNTY_REVIEWER}),  # another county's figures
+        ),
+        ("/console/audit", frozenset({Role.CITY_ADMIN}), nobody),
+        ("/console/audit?action=staff.&since=2022-06-01", frozenset({Role.CITY_ADMIN}), nobody),
     ]
 
 
@@ -310,6 +324,34 @@ def forms(world: World) -> list[Form]:
             "/console/till",
             {"step": "confirm", "voucher_code": "", "order_amount": "0"},
             frozenset({Role.MERCHANT}),
+        ),
+        Form(
+            "/console/settlement/runs",
+            {"campaign_id": world.campaign_id, "business_day": "24/06/2022"},  # not a date
+            frozenset({Role.OPERATOR}),
+        ),
+        Form(
+            "/console/settlement/runs/stl_unknown/approval",
+            {},
+            frozenset(),
+            frozenset({Role.FINANCE}),
+        ),
+        Form(
+            "/console/settlement/bank-confirmations",
+            {"campaign_id": world.campaign_id},  # no file
+            frozenset({Role.OPERATOR}),
+        ),
+        Form(
+            "/console/settlement/recovery",
+            {"campaign_id": world.campaign_id},  # the campaign is running
+            frozenset({Role.OPERATOR}),
+            refused=409,
+        ),
+        Form(
+            "/console/settlement/recovery/rec_unknown/approval",
+            {"campaign_id": world.campaign_id},
+            frozenset(),
+            frozenset({Role.FINANCE}),
         ),
     ]
 

@@ -1,7 +1,8 @@
 """The resident page (`/h5`): public, without sign-in, mobile-first, Chinese by default.
 
-It shows what the public API already publishes (the campaign, its rounds with their live remaining
-stock, the activity rules, the active merchants by category and district), rendered by the server
+It shows what the public API already publishes (the announcements of the publicity department, the
+campaign, its rounds with their live remaining stock, the activity rules, the active merchants by
+category and district), rendered by the server
 so that it works on the slowest phone and without script; a small script counts down to the next
 release and refreshes the stock from `/api/v1/rounds`. Residents claim in the payment app, which
 calls the signed partner API for them: this page does not claim, and says so.
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from huimin.announcements import service as announcements
 from huimin.campaigns import service as campaigns
 from huimin.campaigns.domain import BatchKind, ValidityKind
 from huimin.campaigns.models import BatchRow, CampaignRow
@@ -39,6 +41,7 @@ __all__ = ["batch_rules", "router"]
 router = APIRouter(prefix=H5_PREFIX, include_in_schema=False)
 
 PAGE_SIZE = 20
+NOTICES = 5  # the newest announcements shown
 UPCOMING = 4  # rounds shown ahead; the rest of the schedule is folded away
 
 
@@ -159,7 +162,10 @@ async def resident_page(
     chosen_district = parse_term(District, "district", district)
     known = await campaigns.list_campaigns(session)
     chosen = choose_campaign(known, campaign_id, now)
-    context: dict[str, object] = {"campaign": None, "now": now}
+    # 公告: what is published and due, of the campaign shown or of the whole platform
+    public = await announcements.public_announcements(session, clock=clock, page_size=20)
+    notices = [row for row in public.items if row.campaign_id in (None, chosen.id if chosen else None)]
+    context: dict[str, object] = {"campaign": None, "now": now, "notices": notices[:NOTICES]}
     if chosen is not None:
         campaign = await campaigns.get_campaign(session, campaign_id=chosen.id)
         boards = list(await claims.list_rounds(session, clock=clock, campaign_id=campaign.id))
@@ -168,6 +174,7 @@ async def resident_page(
         context = {
             "campaign": campaign,
             "now": now,
+            "notices": notices[:NOTICES],
             "rules": [batch_rules(batch, t) for batch in campaign.batches],
             "schedule": _schedule(boards, now),
             "open_status": RoundStatus.OPEN.value,

@@ -17,12 +17,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from huimin.config import Settings
 from huimin.console.assets import VendorAssets
+from huimin.console.audit_pages import router as audit_router
+from huimin.console.complaint_pages import router as complaint_router
 from huimin.console.deps import SignInRequired
 from huimin.console.h5 import router as h5_router
 from huimin.console.money_pages import router as money_router
 from huimin.console.pages import console_error
 from huimin.console.pages import router as pages_router
 from huimin.console.redemption_pages import router as redemption_router
+from huimin.console.report_pages import router as report_router
+from huimin.console.risk_pages import router as risk_router
+from huimin.console.settlement_pages import router as settlement_router
 from huimin.console.till_pages import router as till_router
 from huimin.console.web import CONSOLE_PREFIX, is_console, render
 from huimin.errors import HuiminError
@@ -64,7 +69,18 @@ def mount_console(app: FastAPI, settings: Settings) -> None:
         return RedirectResponse(f"{CONSOLE_PREFIX}/", status_code=303)
 
     _mount_docs(app)
-    for router in (pages_router, redemption_router, money_router, till_router, h5_router):
+    for router in (
+        pages_router,
+        redemption_router,
+        money_router,
+        settlement_router,
+        report_router,
+        audit_router,
+        till_router,
+        risk_router,
+        complaint_router,
+        h5_router,
+    ):
         app.include_router(router)
     app.mount(STATIC, StaticFiles(packages=[("huimin.console", "static")]), name="console-static")
     _install_page_errors(app)

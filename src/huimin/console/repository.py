@@ -10,23 +10,30 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from sqlalchemy import ColumnElement, Date, Select, cast, func, select
+from sqlalchemy import ColumnElement, Date, Select, cast, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from huimin.audit.models import AuditRecordRow, AuditSealRow
+from huimin.auth.models import UserRow
 from huimin.campaigns.models import BatchRow, RoundBatchRow, RoundRow, StockShardRow
 from huimin.claims.models import StockMovementRow, VoucherRow
 from huimin.kit.terms import Jurisdiction
 from huimin.merchants.models import MerchantRow
 from huimin.redemptions.domain import RedemptionStatus
 from huimin.redemptions.models import RedemptionEventRow, RedemptionRow, RefundRow
+from huimin.settlement.models import BankConfirmationRow, BankImportRow
 
 __all__ = [
     "COUNTED",
+    "AuditFilter",
+    "AuditRepository",
+    "BankFileRepository",
     "ConsoleRepository",
     "OverviewRepository",
     "RedemptionDetail",
     "RedemptionFilter",
     "SearchTotals",
+    "StaffUser",
     "StatusTotals",
 ]
 
@@ -206,6 +213,16 @@ class RedemptionDetail:
     events: Sequence[RedemptionEventRow]
 
 
+@dataclass(frozen=True)
+class StaffUser:
+    """A console account as a choice in a form (a complaint's assignee): never its secrets."""
+
+    id: str
+    name: str
+    role: str
+    jurisdiction: str | None
+
+
 class ConsoleRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -288,3 +305,169 @@ class ConsoleRepository:
             select(MerchantRow.id, MerchantRow.legal_name).where(MerchantRow.id.in_(sorted(merchant_ids)))
         )
         return {merchant_id: name for merchant_id, name in rows}
+
+    async def staff_users(self, roles: Collection[str], jurisdiction: str | None) -> list[StaffUser]:
+        """Enabled accounts of `roles` without a jurisdiction (city-wide), and those of `jurisdiction`."""
+        scope: ColumnElement[bool] = UserRow.jurisdiction.is_(None)
+        if jurisdiction is not None:
+            scope = or_(scope, UserRow.jurisdiction == jurisdiction)
+        rows = await self.session.execute(
+            select(UserRow.id, UserRow.display_name, UserRow.username, UserRow.role, UserRow.jurisdiction)
+            .where(UserRow.role.in_(sorted(roles)), UserRow.disabled_at.is_(None), scope)
+            .order_by(UserRow.role, UserRow.username)
+        )
+        return [
+            StaffUser(user_id, display or username, role, where)
+            for user_id, display, username, role, where in rows
+        ]
+
+    async def lock_redemption(self, redemption_id: str) -> RedemptionRow | None:
+        """The redemption, locked for this transaction: refunds of one purchase take turns."""
+        return await self.session.scalar(
+            select(RedemptionRow).where(RedemptionRow.id == redemption_id).with_for_update()
+        )
+
+    async def refund_by_key(self, redemption_id: str, key: str) -> RefundRow | None:
+        """The refund a till refund form already made (its one-time key)."""
+        return await self.session.scalar(
+            select(RefundRow).where(
+                RefundRow.redemption_id == redemption_id, RefundRow.idempotency_key == key
+            )
+        )
+
+    async def till_redemptions(
+        self, *, merchant_id: str, partner_id: str, since: date, statuses: Collection[str], limit: int
+    ) -> Sequence[RedemptionRow]:
+        """A till user's own redemptions at its shop since a business day, newest first (those its
+        refund form may refund: the redemption service refunds a sender's own redemptions only)."""
+        rows = await self.session.scalars(
+            select(RedemptionRow)
+            .where(
+                RedemptionRow.merchant_id == merchant_id,
+                RedemptionRow.business_day >= since,
+                RedemptionRow.partner_id == partner_id,
+                RedemptionRow.status.in_(sorted(statuses)),
+            )
+            .order_by(RedemptionRow.redeemed_at.desc(), RedemptionRow.id)
+            .limit(limit)
+        )
+        return rows.all()
+
+
+# The audit log viewer (审计日志) and the settlement pages' bank files
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """The audit log viewer's filters; None does not narrow. Instants are UTC: `since` inclusive,
+    `until` exclusive."""
+
+    actor: str | None = None  # an actor's id, or part of its name
+    action: str | None = None  # an action, or a prefix ending in "." (`settlement.`)
+    object_type: str | None = None
+    object_id: str | None = None
+    result: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class AuditRepository:
+    """Reads of the audit trail (SELECT only: the trail is append-only for the application)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @staticmethod
+    def _where(where: AuditFilter) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if where.actor:
+            found.append(
+                or_(
+                    AuditRecordRow.actor_id == where.actor,
+                    AuditRecordRow.actor_name.contains(where.actor, autoescape=True),
+                )
+            )
+        if where.action:
+            found.append(
+                AuditRecordRow.action.startswith(where.action, autoescape=True)
+                if where.action.endswith(".")
+                else AuditRecordRow.action == where.action
+            )
+        if where.object_type:
+            found.append(AuditRecordRow.object_type == where.object_type)
+        if where.object_id:
+            found.append(AuditRecordRow.object_id == where.object_id)
+        if where.result:
+            found.append(AuditRecordRow.result == where.result)
+        if where.since is not None:
+            found.append(AuditRecordRow.at >= where.since)
+        if where.until is not None:
+            found.append(AuditRecordRow.at < where.until)
+        return found
+
+    async def search(
+        self, where: AuditFilter, *, offset: int, limit: int
+    ) -> tuple[Sequence[tuple[AuditRecordRow, int | None]], int]:
+        """One page of matching records, newest first, each with its seal's sequence number (None:
+        not sealed yet), and how many match in all."""
+        conditions = self._where(where)
+        total = await self.session.scalar(select(func.count()).select_from(AuditRecordRow).where(*conditions))
+        rows = await self.session.execute(
+            select(AuditRecordRow, AuditSealRow.seq)
+            .outerjoin(AuditSealRow, AuditSealRow.record_id == AuditRecordRow.id)
+            .where(*conditions)
+            .order_by(AuditRecordRow.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return [(row[0], row[1]) for row in rows], int(total or 0)
+
+    async def actions(self) -> list[str]:
+        """Every action recorded so far, for the filter's suggestions."""
+        found = await self.session.scalars(
+            select(AuditRecordRow.action).distinct().order_by(AuditRecordRow.action)
+        )
+        return list(found)
+
+    async def last_seal(self) -> AuditSealRow | None:
+        return await self.session.scalar(select(AuditSealRow).order_by(AuditSealRow.seq.desc()).limit(1))
+
+    async def unsealed(self) -> int:
+        """Records not sealed yet (the sealer runs every few seconds; `audit verify` reports any left
+        unsealed past its grace period)."""
+        count = await self.session.scalar(
+            select(func.count())
+            .select_from(AuditRecordRow)
+            .outerjoin(AuditSealRow, AuditSealRow.record_id == AuditRecordRow.id)
+            .where(AuditSealRow.seq.is_(None))
+        )
+        return int(count or 0)
+
+
+class BankFileRepository:
+    """The bank's confirmation files of a campaign, as imported, and what became of each row."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def imports(self, campaign_id: str, *, limit: int) -> Sequence[BankImportRow]:
+        rows = await self.session.scalars(
+            select(BankImportRow)
+            .where(BankImportRow.campaign_id == campaign_id)
+            .order_by(BankImportRow.at.desc(), BankImportRow.id.desc())
+            .limit(limit)
+        )
+        return rows.all()
+
+    async def bank_import(self, import_id: str) -> BankImportRow | None:
+        return await self.session.get(BankImportRow, import_id)
+
+    async def confirmations(
+        self, *, import_id: str | None = None, run_id: str | None = None
+    ) -> Sequence[BankConfirmationRow]:
+        query = select(BankConfirmationRow).order_by(BankConfirmationRow.import_id, BankConfirmationRow.row)
+        if import_id is not None:
+            query = query.where(BankConfirmationRow.import_id == import_id)
+        if run_id is not None:
+            query = query.where(BankConfirmationRow.run_id == run_id)
+        return (await self.session.scalars(query)).all()

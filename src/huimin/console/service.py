@@ -8,24 +8,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from huimin.auth.principals import Permission, Principal, forbidden
+from huimin.audit import service as audit
+from huimin.audit.domain import Verdict
+from huimin.audit.models import AuditRecordRow, AuditSealRow
+from huimin.auth.principals import Permission, Principal, Role, forbidden
 from huimin.campaigns import service as campaigns
 from huimin.campaigns.models import BatchRow, CampaignRow
 from huimin.claims import service as claims
 from huimin.claims.domain import normalise_code
 from huimin.claims.service import RoundBoard
+from huimin.complaints.models import ComplaintRow
 from huimin.console import figures
 from huimin.console.figures import Figure, Scope, Series
 from huimin.console.repository import (
+    AuditFilter,
+    AuditRepository,
+    BankFileRepository,
     ConsoleRepository,
     OverviewRepository,
     RedemptionDetail,
     RedemptionFilter,
     SearchTotals,
+    StaffUser,
     StatusTotals,
 )
 from huimin.db import unit_of_work
@@ -38,30 +47,56 @@ from huimin.ledger import service as ledger
 from huimin.ledger.domain import AccountKind
 from huimin.merchants import service as merchants
 from huimin.merchants.models import MerchantRow
+from huimin.redemptions import domain as redemption_domain
 from huimin.redemptions import service as redemptions
-from huimin.redemptions.domain import RedemptionStatus
-from huimin.redemptions.models import RedemptionRow
+from huimin.redemptions.domain import REFUNDABLE, RedemptionStatus, RefundShare
+from huimin.redemptions.models import RedemptionRow, RefundRow
 from huimin.redemptions.service import Invoice, RedemptionRequest
+from huimin.reports import summary
+from huimin.settlement import domain as settlement_domain
+from huimin.settlement import service as settlement
+from huimin.settlement.models import (
+    BankConfirmationRow,
+    BankImportRow,
+    SettlementApprovalRow,
+    SettlementLineRow,
+    SettlementRunRow,
+)
 
 __all__ = [
+    "AUDIT_READER",
     "AccountLine",
+    "AuditLog",
     "CampaignBoard",
     "LedgerBoard",
     "Overview",
     "RedemptionSearch",
+    "RunBoard",
+    "SettlementBoard",
+    "SummaryFormat",
     "TillOrder",
+    "TillRefund",
+    "audit_log",
     "campaign_board",
     "campaign_list",
+    "campaign_summary",
     "choose_campaign",
+    "complaint_assignees",
     "invoice_queue",
     "ledger_board",
     "overview",
     "redemption_detail",
     "redemption_filter",
     "search_redemptions",
+    "settlement_board",
+    "settlement_run",
+    "till_may_refund",
     "till_merchant",
     "till_quote",
     "till_redeem",
+    "till_refund",
+    "till_refund_quote",
+    "till_refundable",
     "voucher_code_of",
 ]
 
@@ -390,3 +425,256 @@ def voucher_code_of(text: str) -> str:
     """The code inside what was scanned or typed: the wallet's QR payload is `HUIMIN:V1:<code>`."""
     code = text.strip()
     return code[len("HUIMIN:V1:") :] if code.upper().startswith("HUIMIN:V1:") else code
+
+
+# Refunds at the till (退款): a purchase made through the till page, refunded by the user who made it
+
+
+@dataclass(frozen=True)
+class TillRefund:
+    """What a refund form is about: the purchase, what is left to refund, and the share of `amount`."""
+
+    detail: RedemptionDetail
+    left: Fen  # the payable amount not refunded yet
+    amount: Fen | None = None
+    share: RefundShare | None = None
+
+
+def _refund_left(row: RedemptionRow) -> Fen:
+    return Fen(row.order_fen - row.merchant_discount_fen - row.refunded_fen)
+
+
+def till_may_refund(principal: Principal, row: RedemptionRow) -> bool:
+    """Whether the till's refund form applies: the user's own till purchase, still refundable."""
+    return row.partner_id == principal.actor_id and RedemptionStatus(row.status) in REFUNDABLE
+
+
+async def till_refundable(
+    session: AsyncSession, *, principal: Principal, clock: Clock, days: int = 7
+) -> Sequence[RedemptionRow]:
+    """The user's own till purchases of the last `days` business days that may still be refunded."""
+    merchant = await till_merchant(session, principal=principal)
+    since = local_date(clock.now()) - timedelta(days=days - 1)
+    return await ConsoleRepository(session).till_redemptions(
+        merchant_id=merchant.id,
+        partner_id=principal.actor_id,
+        since=since,
+        statuses=[status.value for status in REFUNDABLE],
+        limit=50,
+    )
+
+
+async def till_refund_quote(
+    session: AsyncSession, *, principal: Principal, redemption_id: str, amount: Fen | None = None
+) -> TillRefund:
+    """The refund form: the purchase (its own shop's, else 404) and, for an amount, the share that
+    `redemptions.domain.refund_share` gives it (the subsidy back to the pool, the rest to the
+    resident); the refusals of the refund itself (`refund_exceeds_paid`, `not_refundable`)."""
+    detail = await redemption_detail(
+        session, principal=principal, redemption_id=redemption_id, permission=Permission.TILL_REDEEM
+    )
+    row = detail.redemption
+    if row.partner_id != principal.actor_id:  # the refund service refunds its sender's purchases only
+        raise NotFound(f"no redemption {redemption_id!r}", code="unknown_redemption")
+    left = _refund_left(row)
+    if amount is None:
+        return TillRefund(detail, left)
+    if RedemptionStatus(row.status) not in REFUNDABLE:
+        raise redemption_domain.RedemptionRefused.not_refundable(row.status)
+    share = redemption_domain.refund_share(
+        redemptions.purchase_of(row),
+        refunded_before=Fen(row.refunded_fen),
+        subsidy_returned_before=Fen(row.subsidy_returned_fen),
+        amount=amount,
+    )
+    return TillRefund(detail, left, amount, share)
+
+
+async def till_refund(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    principal: Principal,
+    redemption_id: str,
+    amount: Fen,
+    form_key: str,
+    clock: Clock,
+) -> RefundRow:
+    """退款 from the till page, once per form, through `redemptions.service.refund` with the user as the
+    sender. The redemption is locked first, so a second submission of the same form (a double click)
+    waits, then finds the refund the first made and answers it again; the same form with another
+    amount is refused (`form_reused`)."""
+    principal.require(Permission.TILL_REDEEM)
+    key = f"till-refund:{form_key}"
+    async with unit_of_work(sessions) as session:
+        await till_refund_quote(session, principal=principal, redemption_id=redemption_id)  # scope: 404
+        repository = ConsoleRepository(session)
+        await repository.lock_redemption(redemption_id)
+        earlier = await repository.refund_by_key(redemption_id, key)
+        if earlier is not None:
+            if earlier.amount_fen != amount:
+                raise form_reused()
+            return earlier
+        refunded = await redemptions.refund(
+            session,
+            partner_id=principal.actor_id,
+            redemption_id=redemption_id,
+            amount=amount,
+            clock=clock,
+            idempotency_key=key,
+        )
+        return refunded.refund
+
+
+# Complaints (投诉): whom a complaint may be assigned to
+
+# The roles whose users handle complaints; the complaints service checks the department's own.
+_HANDLING_ROLES = (Role.CITY_ADMIN, Role.COUNTY_REVIEWER, Role.MARKET_REGULATOR, Role.OPERATOR, Role.PBOC)
+
+
+async def complaint_assignees(
+    session: AsyncSession, *, principal: Principal, complaint: ComplaintRow
+) -> list[StaffUser]:
+    """The choices of the assign form: the caller's colleagues (a department assigns within itself);
+    the city commerce bureau, which supervises every complaint, chooses among every handling role.
+    A county's accounts are offered only for a complaint of their jurisdiction. Whether the chosen
+    user belongs to the department the complaint is routed to is the complaints service's check."""
+    principal.require(Permission.COMPLAINT_HANDLE)
+    roles = _HANDLING_ROLES if principal.role is Role.CITY_ADMIN else (principal.role,)
+    return await ConsoleRepository(session).staff_users(
+        [role.value for role in roles], complaint.jurisdiction
+    )
+
+
+# Settlement (结算): a campaign's runs and the bank's files, one run with the bank's answers
+
+
+@dataclass(frozen=True)
+class SettlementBoard:
+    runs: Sequence[SettlementRunRow]  # newest business day first
+    imports: Sequence[BankImportRow]  # the latest bank files, newest first
+    shown_import: BankImportRow | None  # one file's rows, when asked for
+    shown_rows: Sequence[BankConfirmationRow] = ()
+
+
+async def settlement_board(
+    session: AsyncSession, *, principal: Principal, campaign_id: str, import_id: str | None = None
+) -> SettlementBoard:
+    """结算批次: the campaign's runs (`settlement.read`), the bank files imported for it and, when
+    asked, what became of each row of one of them. Another campaign's file is not found."""
+    runs = await settlement.list_runs(session, principal=principal, campaign_id=campaign_id)
+    repository = BankFileRepository(session)
+    shown: BankImportRow | None = None
+    rows: Sequence[BankConfirmationRow] = ()
+    if import_id:
+        shown = await repository.bank_import(import_id)
+        if shown is None or shown.campaign_id != campaign_id:
+            raise NotFound(f"no bank file {import_id!r}", code="unknown_bank_import")
+        rows = await repository.confirmations(import_id=import_id)
+    return SettlementBoard(
+        runs=sorted(runs, key=lambda run: (run.business_day, run.id), reverse=True),
+        imports=await repository.imports(campaign_id, limit=20),
+        shown_import=shown,
+        shown_rows=rows,
+    )
+
+
+@dataclass(frozen=True)
+class RunBoard:
+    run: SettlementRunRow
+    campaign: CampaignRow
+    lines: Sequence[tuple[SettlementLineRow, str]]  # each payout with its reference for the bank
+    approvals: Sequence[SettlementApprovalRow]
+    confirmations: Sequence[BankConfirmationRow]  # the bank's rows about this run, as imported
+    merchant_names: dict[str, str]  # of the merchants whose subsidy the run holds back
+
+
+async def settlement_run(session: AsyncSession, *, principal: Principal, run_id: str) -> RunBoard:
+    """A run with its payouts (accounts masked), approvals and the bank's answers."""
+    detail = await settlement.get_run(session, principal=principal, run_id=run_id)
+    campaign = await campaigns.get_campaign(session, campaign_id=detail.run.campaign_id)
+    held = [item["merchant_id"] for item in (detail.run.held or {}).get("frozen", [])]
+    return RunBoard(
+        run=detail.run,
+        campaign=campaign,
+        lines=[(line, settlement_domain.payout_reference(line.run_id, line.seq)) for line in detail.lines],
+        approvals=detail.approvals,
+        confirmations=await BankFileRepository(session).confirmations(run_id=detail.run.id),
+        merchant_names=await ConsoleRepository(session).merchant_names(held),
+    )
+
+
+# The summary (活动总结) from the reports page
+
+
+class SummaryFormat(StrEnum):
+    HTML = "html"
+    PDF = "pdf"
+
+
+async def campaign_summary(
+    session: AsyncSession, *, principal: Principal, campaign_id: str, fmt: SummaryFormat, clock: Clock
+) -> tuple[str, bytes]:
+    """The end-of-campaign summary as (file name, content). It reads the whole city, money included,
+    as the report job does: for city-wide readers of reports and settlement (the city, the operator,
+    finance), not a county. Recorded in the audit trail like every export."""
+    principal.require(Permission.REPORT_READ)
+    principal.require(Permission.SETTLEMENT_READ)
+    if principal.jurisdiction is not None:  # pragma: no cover - no county role reads settlement
+        raise forbidden("the summary is the whole city's")
+    campaign = await campaigns.get_campaign(session, campaign_id=campaign_id)
+    document = await summary.gather(session, campaign_id=campaign.id, clock=clock)
+    content = (
+        summary.render_html(document).encode() if fmt is SummaryFormat.HTML else summary.render_pdf(document)
+    )
+    await audit.record(
+        session,
+        principal=principal,
+        action="export.report_summary",
+        object_type="campaign",
+        object_id=campaign.id,
+        at=clock.now(),
+        detail={"format": fmt.value, "bytes": len(content)},
+    )
+    return f"{campaign.code}-活动总结.{fmt.value}", content
+
+
+# The audit log viewer (审计日志)
+
+# Who reads the trail: it has no permission of its own yet. The city commerce bureau's account
+# administrator, who manages the accounts whose sign-ins and changes it records, reviews it.
+AUDIT_READER = Permission.USER_MANAGE
+
+
+@dataclass(frozen=True)
+class AuditLog:
+    rows: Sequence[tuple[AuditRecordRow, int | None]]  # newest first, each with its seal's number
+    total: int
+    actions: Sequence[str]
+    last_seal: AuditSealRow | None
+    unsealed: int
+    verdict: Verdict | None  # the whole chain checked, when asked for
+
+
+async def audit_log(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    where: AuditFilter,
+    page: int,
+    page_size: int,
+    verify: bool,
+    clock: Clock,
+) -> AuditLog:
+    """One page of the trail, newest first, with the chain's last seal; `verify` walks the whole chain
+    (`audit.service.verify_chain`, as `huimin audit verify` does). Read-only."""
+    principal.require(AUDIT_READER)
+    repository = AuditRepository(session)
+    rows, total = await repository.search(where, offset=(page - 1) * page_size, limit=page_size)
+    return AuditLog(
+        rows=rows,
+        total=total,
+        actions=await repository.actions(),
+        last_seal=await repository.last_seal(),
+        unsealed=await repository.unsealed(),
+        verdict=await audit.verify_chain(session, clock=clock) if verify else None,
+    )

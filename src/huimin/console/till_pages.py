@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,13 +33,23 @@ from huimin.kit.terms import Category
 from huimin.merchants.models import MerchantRow
 from huimin.redemptions.service import Invoice, Quote
 
-__all__ = ["REFUSAL_CODES", "router"]
+__all__ = ["REFUND_REFUSAL_CODES", "REFUSAL_CODES", "router"]
 
 router = APIRouter(prefix=f"{CONSOLE_PREFIX}/till", include_in_schema=False)
 
 _FORM_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _MAX_FEN = 100_000_000_00  # a hundred million yuan: far above any purchase, far below overflow
 BIG_TICKET_CATEGORIES = frozenset({Category.CARS, Category.APPLIANCES})
+
+# Every refusal a refund can meet at the till, each with its message `till.refund_refused.<code>`.
+REFUND_REFUSAL_CODES = (
+    "not_refundable",
+    "refund_exceeds_paid",
+    "settlement_in_progress",
+    "merchant_expelled",
+    "invalid_request",
+    "form_reused",
+)
 
 # Every refusal the till can meet, each with its message `till.refused.<code>` in the catalogue.
 REFUSAL_CODES = (
@@ -229,11 +239,146 @@ async def submit(
 
 @router.get("/receipts/{redemption_id}")
 async def receipt(
-    redemption_id: str, request: Request, user: ConsoleUserDep, session: SessionDep
+    redemption_id: str,
+    request: Request,
+    user: ConsoleUserDep,
+    session: SessionDep,
+    refund: Annotated[str | None, Query(max_length=32)] = None,
 ) -> HTMLResponse:
     detail = await service.redemption_detail(
         session, principal=user.principal, redemption_id=redemption_id, permission=Permission.TILL_REDEEM
     )
+    refunded = next((row for row in detail.refunds if row.id == refund), None)
     return render(
-        request, "till_receipt.html", {"detail": detail}, principal=user.principal, csrf_token=user.csrf_token
+        request,
+        "till_receipt.html",
+        {
+            "detail": detail,
+            "refund": refunded,  # the refund just made: its receipt on top
+            "can_refund": service.till_may_refund(user.principal, detail.redemption),
+        },
+        principal=user.principal,
+        csrf_token=user.csrf_token,
+    )
+
+
+# Refunds (退款)
+
+
+@router.get("/refunds")
+async def refunds(
+    request: Request, user: ConsoleUserDep, session: SessionDep, clock: ClockDep
+) -> HTMLResponse:
+    """The cashier's own purchases of the last days that may still be refunded."""
+    merchant = await service.till_merchant(session, principal=user.principal)
+    rows = await service.till_refundable(session, principal=user.principal, clock=clock)
+    return render(
+        request,
+        "till_refunds.html",
+        {"merchant": merchant, "rows": rows},
+        principal=user.principal,
+        csrf_token=user.csrf_token,
+    )
+
+
+def _refund_refusal(t: Translator, refusal: HuiminError) -> str:
+    if refusal.code in REFUND_REFUSAL_CODES:
+        return t(f"till.refund_refused.{refusal.code}")
+    return t("till.refused.other", code=refusal.code or "")
+
+
+async def _refund_page(
+    request: Request,
+    user: ConsoleUser,
+    session: AsyncSession,
+    redemption_id: str,
+    *,
+    amount: str | None = None,
+    form_key: str | None = None,
+    quote: service.TillRefund | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    found = quote or await service.till_refund_quote(
+        session, principal=user.principal, redemption_id=redemption_id
+    )
+    return render(
+        request,
+        "till_refund.html",
+        {
+            "found": found,
+            "detail": found.detail,
+            "amount": found.left.to_yuan_text() if amount is None else amount,
+            "form_key": form_key or secrets.token_urlsafe(18),
+            "error": error,
+        },
+        status=status,
+        principal=user.principal,
+        csrf_token=user.csrf_token,
+    )
+
+
+@router.get("/refunds/{redemption_id}")
+async def refund_form(
+    redemption_id: str, request: Request, user: ConsoleUserDep, session: SessionDep
+) -> HTMLResponse:
+    user.principal.require(Permission.TILL_REDEEM)
+    return await _refund_page(request, user, session, redemption_id)
+
+
+@router.post("/refunds/{redemption_id}", response_model=None)
+async def refund_submit(
+    redemption_id: str,
+    request: Request,
+    user: ConsoleUserDep,
+    sessions: SessionsDep,
+    clock: ClockDep,
+    step: Annotated[Step, Form()] = Step.PREVIEW,
+    amount: Annotated[str, Form(max_length=20)] = "",
+    form_key: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    """计算 shows what the refund returns (the subsidy back to the pool, the rest to the customer);
+    确认退款 refunds through the redemption service and shows the receipt with the refund."""
+    user.principal.require(Permission.TILL_REDEEM)  # before reading the form: 403, not 422
+    t = translator(request)
+    key = form_key if _FORM_KEY.fullmatch(form_key) else secrets.token_urlsafe(18)
+    try:
+        parsed = Fen.parse_yuan(amount)
+    except MoneyFormatError:
+        parsed = None
+    try:
+        if parsed is None or parsed <= 0 or parsed > _MAX_FEN:
+            raise HuiminError("not an amount of yuan", code="invalid_request", status=422)
+        async with unit_of_work(sessions) as session:
+            quote = await service.till_refund_quote(
+                session, principal=user.principal, redemption_id=redemption_id, amount=parsed
+            )
+            if step is Step.PREVIEW:
+                return await _refund_page(
+                    request, user, session, redemption_id, amount=amount, form_key=key, quote=quote
+                )
+        refunded = await service.till_refund(
+            sessions,
+            principal=user.principal,
+            redemption_id=redemption_id,
+            amount=parsed,
+            form_key=key,
+            clock=clock,
+        )
+    except HuiminError as refusal:
+        if refusal.status >= 500 or refusal.status in (403, 404):
+            raise  # pages of their own
+        async with unit_of_work(sessions) as session:
+            return await _refund_page(
+                request,
+                user,
+                session,
+                redemption_id,
+                amount=amount,
+                form_key=key,
+                error=_refund_refusal(t, refusal),
+                status=refusal.status,
+            )
+    return RedirectResponse(
+        f"{CONSOLE_PREFIX}/till/receipts/{redemption_id}?refund={refunded.id}", status_code=303
     )

@@ -21,6 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from huimin.auth.principals import Permission, Principal, Role
 from huimin.console.figures import figure_text
 from huimin.console.i18n import LANG_COOKIE, LANGUAGES, Translator, choose
+from huimin.console.service import AUDIT_READER
 from huimin.errors import InvalidInput, Problem
 from huimin.kit.clock import to_local
 from huimin.kit.money import Fen
@@ -96,8 +97,24 @@ def navigation(principal: Principal) -> list[NavItem]:
         items.append(NavItem("nav.redemptions", f"{CONSOLE_PREFIX}/redemptions"))
     if principal.can(Permission.LEDGER_READ):
         items.append(NavItem("nav.money", f"{CONSOLE_PREFIX}/money"))
+    if principal.can(Permission.SETTLEMENT_READ):
+        items.append(NavItem("nav.settlement", f"{CONSOLE_PREFIX}/settlement"))
+    if principal.can(Permission.REPORT_READ):
+        items.append(NavItem("nav.reports", f"{CONSOLE_PREFIX}/reports"))
+    if principal.can(Permission.RISK_READ):
+        items.append(NavItem("nav.risk", f"{CONSOLE_PREFIX}/risk"))
+    elif principal.can(Permission.RISK_REFERRAL_READ):  # a receiving department: its referred cases
+        items.append(NavItem("nav.risk_cases", f"{CONSOLE_PREFIX}/risk/cases"))
+    if principal.can(Permission.COMPLAINT_READ):
+        items.append(NavItem("nav.complaints", f"{CONSOLE_PREFIX}/complaints"))
+    if principal.can(Permission.INSPECTION_READ):
+        items.append(NavItem("nav.inspections", f"{CONSOLE_PREFIX}/inspections"))
+    if principal.can(Permission.ANNOUNCEMENT_PUBLISH):
+        items.append(NavItem("nav.announcements", f"{CONSOLE_PREFIX}/announcements"))
     if principal.can(Permission.USER_MANAGE):
         items.append(NavItem("nav.users", f"{CONSOLE_PREFIX}/users"))
+    if principal.can(AUDIT_READER):
+        items.append(NavItem("nav.audit", f"{CONSOLE_PREFIX}/audit"))
     return items
 
 

@@ -46,20 +46,42 @@ def _principal(role: Role) -> Principal:
     [
         (
             Role.CITY_ADMIN,
-            ["overview", "campaigns", "merchants", "merchants/final-list", "redemptions", "money", "users"],
+            [
+                *("overview", "campaigns", "merchants", "merchants/final-list", "redemptions", "money"),
+                *("settlement", "reports", "risk", "complaints", "inspections", "users", "audit"),
+            ],
         ),
         (
             Role.COUNTY_REVIEWER,
-            ["overview", "campaigns", "merchants/review", "invoices", "merchants", "redemptions"],
+            [
+                *("overview", "campaigns", "merchants/review", "invoices", "merchants", "redemptions"),
+                *("reports", "risk", "complaints", "inspections"),
+            ],
         ),
-        (Role.OPERATOR, ["overview", "campaigns", "merchants", "redemptions", "money"]),
-        (Role.FINANCE, ["overview", "campaigns", "redemptions", "money"]),
-        (Role.UNION_ADMIN, ["overview", "campaigns"]),
-        (Role.MARKET_REGULATOR, ["overview", "merchants", "redemptions"]),
-        (Role.POLICE, ["overview"]),
-        (Role.PBOC, ["overview"]),
-        (Role.HOTLINE, ["overview"]),
-        (Role.PUBLICITY, ["overview"]),
+        (
+            Role.OPERATOR,
+            [
+                "overview",
+                "campaigns",
+                "merchants",
+                "redemptions",
+                "money",
+                "settlement",
+                "reports",
+                "risk",
+                "complaints",
+            ],
+        ),
+        (Role.FINANCE, ["overview", "campaigns", "redemptions", "money", "settlement", "reports"]),
+        (Role.UNION_ADMIN, ["overview", "campaigns", "reports"]),
+        (
+            Role.MARKET_REGULATOR,
+            ["overview", "merchants", "redemptions", "reports", "risk/cases", "complaints", "inspections"],
+        ),
+        (Role.POLICE, ["overview", "reports", "risk/cases"]),
+        (Role.PBOC, ["overview", "reports", "complaints"]),
+        (Role.HOTLINE, ["overview", "reports", "complaints"]),
+        (Role.PUBLICITY, ["overview", "reports", "complaints", "announcements"]),
         (Role.MERCHANT, ["till", "merchants/mch_1", "redemptions"]),
     ],
 )
