@@ -52,6 +52,7 @@ import httpx
 from harness import (
     DEFAULT_REDIS_URL,
     LOCAL_TZ,
+    UNLIMITED,
     LoadResult,
     Measurement,
     Partner,
@@ -303,6 +304,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                 "HUIMIN_DATABASE_URL": url,
                 "HUIMIN_CLAIMS_BACKEND": "redis" if options.backend == "redis" else "sql",
                 "HUIMIN_ENV": "development",
+                **UNLIMITED,
             }
             env.pop("HUIMIN_REDIS_URL", None)  # sqlite, postgres: no Redis at all (nonces in the database)
             if options.backend == "redis":

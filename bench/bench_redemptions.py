@@ -53,6 +53,7 @@ import httpx
 from harness import (
     DEFAULT_REDIS_URL,
     LOCAL_TZ,
+    UNLIMITED,
     LoadResult,
     Measurement,
     Partner,
@@ -540,7 +541,7 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
     scratch = Path(tempfile.mkdtemp(prefix="huimin-bench-"))
     try:
         with fresh_database(options.backend, scratch) as url:
-            env = {**os.environ, "HUIMIN_DATABASE_URL": url, "HUIMIN_ENV": "development"}
+            env = {**os.environ, "HUIMIN_DATABASE_URL": url, "HUIMIN_ENV": "development", **UNLIMITED}
             env.pop("HUIMIN_REDIS_URL", None)
             env["HUIMIN_CLAIMS_BACKEND"] = "sql"
             if options.redis:

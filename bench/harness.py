@@ -48,18 +48,24 @@ T = TypeVar("T")
 
 
 @contextmanager
-def fresh_database(backend: str, scratch: Path) -> Iterator[str]:
-    """A migrated-to-nothing database for one run, removed afterwards; yields its SQLAlchemy URL."""
+def fresh_database(
+    backend: str, scratch: Path, *, prefix: str = "huimin_bench", keep: bool = False
+) -> Iterator[str]:
+    """A migrated-to-nothing database for one run, removed afterwards unless `keep`; yields its
+    SQLAlchemy URL. PostgreSQL: `<prefix>_<random>` on the server of HUIMIN_BENCH_POSTGRES_URL."""
     if backend == "sqlite":
         yield f"sqlite+aiosqlite:///{scratch / 'bench.db'}"
         return
     admin_url = os.environ.get("HUIMIN_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL)
-    name = f"huimin_bench_{secrets.token_hex(6)}"
+    name = f"{prefix}_{secrets.token_hex(6)}"
     asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
     try:
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if keep:
+            print(f"kept the database {name}", file=sys.stderr)
+        else:
+            asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _admin(url: str, statement: str) -> None:
@@ -478,3 +484,12 @@ def print_errors(report: dict[str, Any]) -> None:
         print(f"  no answer: {sample['error']} after {sample['after_ms']} ms")
     if report.get("server_log"):
         print(f"  server stderr kept at {report['server_log']}")
+
+
+# A benchmark drives the server from one loopback address: the per-address and global rate limits
+# (docs/operations.md) would measure themselves, so the servers it starts run without them.
+UNLIMITED = {
+    "HUIMIN_RATE_LIMIT_CLAIM_IP": "off",
+    "HUIMIN_RATE_LIMIT_CLAIM_GLOBAL": "off",
+    "HUIMIN_RATE_LIMIT_PUBLIC_IP": "off",
+}

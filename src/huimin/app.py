@@ -16,11 +16,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from huimin import __version__
+from huimin.allocation.endpoints import router as allocation_router
 from huimin.announcements.endpoints import router as announcements_router
-from huimin.audit.http import install_request_context
 from huimin.auth.accounts import totp_sealer
 from huimin.auth.endpoints import router as staff_router
 from huimin.auth.service import PartnerKeys, RedisNonces, SqlNonces, partner_sealer
@@ -38,6 +40,12 @@ from huimin.errors import HuiminError
 from huimin.idempotency.service import RedisAnswers
 from huimin.kit.clock import Clock, SystemClock
 from huimin.merchants.endpoints import router as merchants_router
+from huimin.observability.context import request_id_of, set_error_code
+from huimin.observability.endpoints import router as observability_router
+from huimin.observability.middleware import RequestObservability
+from huimin.protection.domain import parse_networks
+from huimin.protection.http import PublicReadLimits
+from huimin.protection.service import build_protection
 from huimin.redemptions.endpoints import router as redemptions_router
 from huimin.redis_client import connect_redis
 from huimin.reports.endpoints import router as reports_router
@@ -84,9 +92,19 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             ttl=timedelta(seconds=settings.partner_key_cache_seconds),
         )
         app.state.nonces = RedisNonces(redis) if redis is not None else SqlNonces(app.state.sessions)
+        app.state.redis = redis  # for /readyz
+        # rate limits shared through Redis; sold-out flags pushed by the Redis gate (huimin.protection)
+        app.state.protection = build_protection(
+            settings,
+            redis=redis,
+            stock_left=app.state.claim_gate.stock_left if gate is not None else None,
+            clock=app.state.clock,
+        )
+        app.state.protection.flags.start()
         try:
             yield
         finally:
+            await app.state.protection.flags.close()
             if redis is not None:
                 await redis.aclose()
             await engine.dispose()
@@ -107,8 +125,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.geofence = default_geofence()
 
     _install_error_handlers(app)
-    _install_security_headers(app)
-    install_request_context(app)
+    # Pure ASGI middlewares, the last added outermost: request id, metrics and access log around
+    # everything; then the security headers; then the limit of public reads.
+    app.add_middleware(PublicReadLimits)
+    app.add_middleware(_SecurityHeaders)
+    app.add_middleware(
+        RequestObservability,
+        proxies=parse_networks(settings.trusted_proxies),
+        access_log=settings.access_log,
+    )
+    app.include_router(observability_router)  # /metrics, /readyz
     app.include_router(campaigns_router)
     app.include_router(staff_router)
     app.include_router(residents_router)
@@ -121,6 +147,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(inspections_router)
     app.include_router(announcements_router)
     app.include_router(reports_router)
+    app.include_router(allocation_router)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
@@ -143,27 +170,41 @@ _SECURITY_HEADERS = {
 _CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 
 
-def _install_security_headers(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        for header, value in _SECURITY_HEADERS.items():
-            response.headers.setdefault(header, value)
-        response.headers.setdefault("Content-Security-Policy", _CSP)
-        if request.url.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
+class _SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        api = scope["path"].startswith("/api/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for header, value in _SECURITY_HEADERS.items():
+                    headers.setdefault(header, value)
+                headers.setdefault("Content-Security-Policy", _CSP)
+                if api:
+                    headers.setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HuiminError)
-    async def huimin_error(_request: Request, error: HuiminError) -> JSONResponse:
+    async def huimin_error(request: Request, error: HuiminError) -> JSONResponse:
         if error.status >= 500:
             log.error("server-side error %s: %s", error.code, error.message)
-        return JSONResponse(error.body(), status_code=error.status)
+        set_error_code(request.scope, error.code)
+        # a refusal that says when to come back (429 rate_limited, 503 busy) carries Retry-After
+        return JSONResponse(error.body(), status_code=error.status, headers=getattr(error, "headers", None))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        set_error_code(request.scope, "invalid_request")
         problems = [
             {"field": ".".join(str(part) for part in item["loc"]), "message": str(item["msg"])}
             for item in error.errors()
@@ -174,15 +215,17 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         body: dict[str, Any] = {
             "code": _HTTP_CODES.get(error.status_code, "http_error"),
             "message": str(error.detail),
         }
+        set_error_code(request.scope, body["code"])
         return JSONResponse(body, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(PoolTimeout)
-    async def busy(_request: Request, _error: PoolTimeout) -> JSONResponse:
+    async def busy(request: Request, _error: PoolTimeout) -> JSONResponse:
+        set_error_code(request.scope, "busy")
         # Every database connection of this worker is in use: say so, so that clients back off and retry
         # (an idempotent request's key was released, so the retry is safe), instead of a bare 500.
         log.warning("database connection pool exhausted")
@@ -193,6 +236,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=error)
-        return JSONResponse({"code": "internal_error", "message": "internal error"}, status_code=500)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        # answered outside the request middleware: the request id is quoted here, for the bug report
+        request_id = request_id_of(request.scope)
+        log.exception("unhandled error", exc_info=error, extra={"request_id": request_id})
+        body = {"code": "internal_error", "message": "internal error", "request_id": request_id}
+        return JSONResponse(body, status_code=500, headers={"X-Request-Id": request_id or ""})

@@ -17,7 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from huimin.allocation.cli import allocation_app
 from huimin.audit.cli import audit_app
+from huimin.backup.cli import backup_command, restore_command
 from huimin.errors import HuiminError, InvalidInput
 from huimin.jobs import checked_settings, run_job
 from huimin.kit.clock import SystemClock, to_local
@@ -47,9 +49,12 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(settlement_app, name="settlement")
 app.command("reconcile")(reconcile_command)
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 app.add_typer(risk_app, name="risk")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(report_app, name="report")
+app.add_typer(allocation_app, name="allocation")
 round_app = typer.Typer(help="Rounds (场次): extra rounds (加场).", no_args_is_help=True)
 claims_app = typer.Typer(help="Claims: expiry and recycling.", no_args_is_help=True)
 lottery_app = typer.Typer(help="Lottery rounds (摇号): commit, draw, verify.", no_args_is_help=True)
@@ -74,11 +79,21 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default HUIMIN_PORT or 8000).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes (one per core in production).")] = 1,
     access_log: Annotated[
-        bool, typer.Option(help="One log line per request (off behind a proxy that logs them already).")
-    ] = True,
+        bool | None,
+        typer.Option(
+            help="One log line per request (off behind a proxy that logs them already; default HUIMIN_ACCESS_LOG)."
+        ),
+    ] = None,
 ) -> None:
-    """Serve the API (and, later, the console) with uvicorn (uvloop and httptools)."""
+    """Serve the API and the console with uvicorn (uvloop and httptools); logs as JSON lines on stderr
+    (HUIMIN_LOG_FORMAT=text for people), metrics of all workers at /metrics (docs/operations.md)."""
+    import os
+    import shutil
+    import tempfile
+
     import uvicorn
+
+    from huimin.observability.logs import logging_config
 
     settings = _settings()
     if settings.is_sqlite and workers > 1:
@@ -87,22 +102,48 @@ def serve(
         )
     host = host or settings.host
     port = port or settings.port
+    if access_log is not None:  # the workers read their settings from the environment
+        os.environ["HUIMIN_ACCESS_LOG"] = "true" if access_log else "false"
+    metrics_dir = None
+    if workers > 1:
+        # prometheus_client's multiprocess mode: each worker writes its counts to files here and a
+        # scrape of any worker adds them up. Values from an earlier run must not be added in.
+        given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if given:
+            Path(given).mkdir(parents=True, exist_ok=True)
+            for stale in Path(given).glob("*.db"):
+                stale.unlink()
+        else:
+            metrics_dir = tempfile.mkdtemp(prefix="huimin-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     out.print(f"Huimin serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(
-        "huimin.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-        access_log=access_log,
-        loop="uvloop",
-        http="httptools",
-        # Longer than the idle timeout of the clients and proxies in front (nginx: 60 s; httpx: 5 s), so
-        # that the client, not the server, closes an idle keep-alive connection: a server closing it can
-        # cross a request the client is sending on it at that moment (seen as answerless requests).
-        timeout_keep_alive=75,
-    )
+    try:
+        uvicorn.run(
+            "huimin.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=logging_config(settings.log_format),
+            log_level="info",
+            access_log=False,  # the app writes its own access line, with the request id and route
+            loop="uvloop",
+            http="httptools",
+            # The client address and scheme from X-Forwarded-* only from HUIMIN_TRUSTED_PROXIES, the
+            # same list the app's own rate limits and audit trail believe.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
+            # Longer than the idle timeout of the clients and proxies in front (nginx: 60 s; httpx: 5 s), so
+            # that the client, not the server, closes an idle keep-alive connection: a server closing it can
+            # cross a request the client is sending on it at that moment (seen as answerless requests).
+            timeout_keep_alive=75,
+            # A new worker imports the whole app before it answers the supervisor; on a busy 2-core box
+            # that took 9 s, and uvicorn's default 5 s check killed every worker as hung (soak test).
+            timeout_worker_healthcheck=30,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @app.command()

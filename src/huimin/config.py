@@ -11,11 +11,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from huimin.errors import ConfigurationError
 from huimin.kit.hashing import KeyedHasher
+from huimin.protection.domain import Rate, parse_networks
 
 __all__ = ["DEFAULT_DATABASE_URL", "Settings"]
 
@@ -63,8 +64,60 @@ class Settings(BaseSettings):
         ge=0,
         description="days after a campaign's final settlement before its personal data is purged",
     )
+    # Protection at release time (docs/operations.md, "Rate limits"): COUNT/SECONDS admits COUNT at
+    # once, then one every SECONDS/COUNT; "off" lifts a limit. Held in Redis when HUIMIN_REDIS_URL is
+    # set (shared by every worker), else in each worker's memory.
+    rate_limit_claim_resident: str = Field(
+        default="10/60", description="claim attempts per resident (the app's account)"
+    )
+    rate_limit_claim_device: str = Field(
+        default="20/60", description="claim attempts per device (the app's X-Huimin-Device header)"
+    )
+    rate_limit_claim_ip: str = Field(
+        default="3000/1",
+        description="claim attempts per client address (claims come from the partners' servers)",
+    )
+    rate_limit_claim_global: str = Field(
+        default="20000/1", description="claim attempts of the whole deployment (all workers)"
+    )
+    rate_limit_public_ip: str = Field(
+        default="300/60", description="public reads (campaigns, rounds, merchants, announcements) per address"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description='addresses or CIDR blocks of the proxies whose X-Forwarded-For is believed (JSON list, e.g. ["127.0.0.1"])',
+    )
+    claim_concurrency: int = Field(default=256, ge=1, description="claims in flight per worker process")
+    claim_queue: int = Field(
+        default=64, ge=0, description="claims waiting for a slot per worker; beyond: 503 busy"
+    )
+    busy_retry_after_seconds: int = Field(default=1, ge=1, description="Retry-After of a 503 busy")
+    # Observability (docs/operations.md)
+    log_format: Literal["json", "text"] = "json"
+    access_log: bool = Field(default=True, description="one log line per request (huimin.access)")
+    probe_timeout_seconds: float = Field(
+        default=1.0, gt=0, description="how long /readyz and /metrics wait for the database and Redis"
+    )
     host: str = "127.0.0.1"
     port: int = 8000
+
+    @field_validator(
+        "rate_limit_claim_resident",
+        "rate_limit_claim_device",
+        "rate_limit_claim_ip",
+        "rate_limit_claim_global",
+        "rate_limit_public_ip",
+    )
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        Rate.parse(value)  # a bad rate stops the start, naming the setting
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
 
     @property
     def is_sqlite(self) -> bool:

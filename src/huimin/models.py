@@ -23,6 +23,8 @@ MODEL_MODULES = (
     "huimin.announcements.models",
     "huimin.privacy.models",
     "huimin.reports.models",
+    "huimin.allocation.models",
+    "huimin.worker.models",
 )
 
 

@@ -72,6 +72,7 @@ class Permission(StrEnum):
     INSPECTION_READ = "inspection.read"  # findings (a county: its own merchants'), the city's inbox
     ANNOUNCEMENT_PUBLISH = "announcement.publish"  # announcements and activity rules (publicity)
     PRIVACY_PURGE = "privacy.purge"  # erase a campaign's personal data after its final settlement
+    ALLOCATION_PLAN = "allocation.plan"  # ask the next-round planner, accept, edit or reject its proposal
 
 
 # Every government role reads the overview: its figures are aggregates (SPEC §7), scoped where they
@@ -102,6 +103,7 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.COMPLAINT_READ,
             Permission.COMPLAINT_HANDLE,
             Permission.INSPECTION_READ,
+            Permission.ALLOCATION_PLAN,
         }
     ),
     Role.COUNTY_REVIEWER: frozenset(

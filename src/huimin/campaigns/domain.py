@@ -451,9 +451,9 @@ def _check_rounds(campaign: Campaign) -> list[Problem]:
     return problems
 
 
-def _check_budget(campaign: Campaign) -> list[Problem]:
-    """Planned stock must be payable: in total and for each funder by the batches' funding splits."""
-    problems = []
+def planned_by_funder(campaign: Campaign) -> tuple[Fen, dict[str, Fen]]:
+    """What the whole schedule's stock reserves at most, in total and from each funder (by the
+    batches' funding splits)."""
     planned_by_funder: dict[str, Fen] = defaultdict(Fen)
     planned = Fen(0)
     batches = {batch.code: batch for batch in campaign.batches}
@@ -465,6 +465,13 @@ def _check_budget(campaign: Campaign) -> list[Problem]:
             parts = split_by_shares(value, [share.share_bp for share in batch.funding])
             for share, part in zip(batch.funding, parts, strict=True):
                 planned_by_funder[share.funder_code] += part
+    return planned, dict(planned_by_funder)
+
+
+def _check_budget(campaign: Campaign) -> list[Problem]:
+    """Planned stock must be payable: in total and for each funder by the batches' funding splits."""
+    problems = []
+    planned, by_funder = planned_by_funder(campaign)
     if planned > campaign.budget:
         problems.append(
             Problem(
@@ -474,7 +481,7 @@ def _check_budget(campaign: Campaign) -> list[Problem]:
             )
         )
     for index, funder in enumerate(campaign.funders):
-        needed = planned_by_funder.get(funder.code, Fen(0))
+        needed = by_funder.get(funder.code, Fen(0))
         if needed > funder.budget:
             problems.append(
                 Problem(
@@ -497,11 +504,4 @@ def _local(instant: datetime) -> str:
 
 def planned_value(campaign: Campaign) -> Fen:
     """What the whole schedule's stock reserves at most."""
-    batches = {batch.code: batch for batch in campaign.batches}
-    return Fen(
-        sum(
-            batches[code].max_value * count
-            for round_ in campaign.rounds
-            for code, count in round_.stock.items()
-        )
-    )
+    return planned_by_funder(campaign)[0]

@@ -28,6 +28,7 @@ __all__ = [
     "STOCK_SHARDS",
     "LoadOutcome",
     "add_round",
+    "as_planned",
     "get_campaign",
     "get_campaign_by_code",
     "list_campaigns",
@@ -193,6 +194,25 @@ async def get_campaign_by_code(session: AsyncSession, *, code: str) -> CampaignR
     return await get_campaign(session, campaign_id=row.id)
 
 
+def as_planned(row: CampaignRow) -> domain.Campaign:
+    """The campaign as its file was loaded, with the rounds and stock as they stand now (extra rounds
+    added, stock re-planned): what a change to the schedule is checked against. `row` comes from
+    `get_campaign` (batches and rounds loaded)."""
+    campaign = parse_campaign_file(row.source_text, now=row.loaded_at)
+    batch_codes = {batch.id: batch.code for batch in row.batches}
+    rounds = tuple(
+        domain.Round(
+            code=round_.code,
+            mode=domain.ClaimMode(round_.mode),
+            opens_at=round_.opens_at,
+            closes_at=round_.closes_at,
+            stock={batch_codes[item.batch_id]: item.stock for item in round_.stock},
+        )
+        for round_ in row.rounds
+    )
+    return replace(campaign, rounds=rounds)
+
+
 async def add_round(
     session: AsyncSession,
     *,
@@ -208,18 +228,8 @@ async def add_round(
     row = await get_campaign_by_code(session, code=campaign_code)
     if opens_at <= clock.now():
         raise InvalidInput([Problem("at", "an extra round must open in the future")], code="invalid_round")
-    campaign = parse_campaign_file(row.source_text, now=row.loaded_at)  # as it was loaded
+    campaign = as_planned(row)
     batch_codes = {batch.id: batch.code for batch in row.batches}
-    existing = tuple(
-        domain.Round(
-            code=round_.code,
-            mode=domain.ClaimMode(round_.mode),
-            opens_at=round_.opens_at,
-            closes_at=round_.closes_at,
-            stock={batch_codes[item.batch_id]: item.stock for item in round_.stock},
-        )
-        for round_ in row.rounds
-    )
     new = domain.Round(
         code=f"extra-{to_local(opens_at):%Y%m%d-%H%M}",
         mode=mode,
@@ -230,7 +240,7 @@ async def add_round(
     )
     problems = [
         Problem(problem.field.replace("schedules[0]", "round").replace("schedules", "round"), problem.message)
-        for problem in domain.validate(replace(campaign, rounds=(*existing, new)))
+        for problem in domain.validate(replace(campaign, rounds=(*campaign.rounds, new)))
     ]
     if hours < 1:
         problems.append(Problem("hours", "must be at least 1"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,7 @@ from huimin.deps import AppPartnerDep, ClockDep, SessionDep
 from huimin.eligibility.geofence import Crs, Location
 from huimin.idempotency.http import answer_once
 from huimin.idempotency.service import Answer
+from huimin.protection.http import admit_claim, refuse_sold_out
 
 router = APIRouter(prefix="/api/v1", tags=["claims"])
 
@@ -33,7 +34,11 @@ _REFUSALS: dict[int | str, dict[str, str]] = {
     404: {"description": "unknown_round, unknown_batch, unknown_resident"},
     409: {"description": "sold_out, round_not_open, limit_reached, lottery_round, idempotency_in_progress"},
     422: {"description": "invalid_request, idempotency_mismatch"},
-    503: {"description": "claims_paused (the claim gate is being rebuilt after a Redis failure)"},
+    429: {"description": "rate_limited (`limit` names it; retry after `Retry-After` seconds)"},
+    503: {
+        "description": "claims_paused (the claim gate is being rebuilt after a Redis failure), "
+        "busy (this worker is at capacity; retry after `Retry-After` seconds)"
+    },
 }
 
 
@@ -58,6 +63,8 @@ async def get_round(round_id: str, session: SessionDep, clock: ClockDep) -> Roun
     response_model=VoucherOut,
     summary="Claim a voucher (领取) for a resident",
     responses=_REFUSALS,
+    # before authentication: a batch known to be sold out is refused from memory (huimin.protection)
+    dependencies=[Depends(refuse_sold_out)],
 )
 async def claim(
     round_id: str,
@@ -66,6 +73,12 @@ async def claim(
     partner: AppPartnerDep,
     clock: ClockDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    device_id: Annotated[
+        str | None,
+        Header(
+            alias="X-Huimin-Device", max_length=128, description="the resident's device, for its rate limit"
+        ),
+    ] = None,
 ) -> JSONResponse:
     location = Location(body.location.lng, body.location.lat, Crs(body.location.crs))
 
@@ -84,14 +97,15 @@ async def claim(
         )
         return 201, voucher_out(claimed.voucher, claimed.batch).model_dump(mode="json")
 
-    return await answer_once(
-        request,
-        partner_id=partner.id,
-        key=idempotency_key,
-        body=body.model_dump(mode="json"),
-        work=work,
-        store=request.app.state.idempotency_answers,
-    )
+    async with admit_claim(request, partner_id=partner.id, resident_id=body.resident_id, device_id=device_id):
+        return await answer_once(
+            request,
+            partner_id=partner.id,
+            key=idempotency_key,
+            body=body.model_dump(mode="json"),
+            work=work,
+            store=request.app.state.idempotency_answers,
+        )
 
 
 @router.get(

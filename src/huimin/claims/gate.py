@@ -20,7 +20,7 @@ round's stock and per-person counts from PostgreSQL. Every key of a round carrie
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,21 +28,26 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from huimin.errors import HuiminError
+from huimin.protection.soldout import CHANNEL as STOCK_EVENTS
+from huimin.protection.soldout import stock_event
 
 __all__ = ["Admission", "ClaimGate", "RedisGate", "SqlGate", "claims_paused", "round_keys"]
 
 Admission = str  # "ok", "sold_out", "limit_reached", "paused"
 
 # KEYS[1] = ready flag, then for each distinct batch: its stock counter and its per-person count hash.
-# ARGV = n, then n triples (batch index, person id, per-round limit). Returns one verdict per request.
+# ARGV = n, then n triples (batch index, person id, per-round limit), then the round id and the batch
+# ids. Returns one verdict per request. A batch found sold out is announced on the stock-events
+# channel in the same atomic step (see huimin.protection.soldout).
 _ADMIT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local paused = {}
   for i = 1, tonumber(ARGV[1]) do paused[i] = 'paused' end
   return paused
 end
-local verdicts = {}
-for i = 1, tonumber(ARGV[1]) do
+local n = tonumber(ARGV[1])
+local verdicts, announced = {}, {}
+for i = 1, n do
   local b = tonumber(ARGV[3 * i - 1])
   local person = ARGV[3 * i]
   local limit = tonumber(ARGV[3 * i + 1])
@@ -52,6 +57,10 @@ for i = 1, tonumber(ARGV[1]) do
     verdicts[i] = 'limit_reached'
   elseif tonumber(redis.call('GET', stock_key) or '0') <= 0 then
     verdicts[i] = 'sold_out'
+    if not announced[b] then
+      announced[b] = true
+      redis.call('PUBLISH', '$CHANNEL', 'sold_out ' .. ARGV[3 * n + 2] .. ' ' .. ARGV[3 * n + 2 + b])
+    end
   else
     redis.call('DECR', stock_key)
     redis.call('HINCRBY', counts_key, person, 1)
@@ -59,14 +68,17 @@ for i = 1, tonumber(ARGV[1]) do
   end
 end
 return verdicts
-"""
+""".replace("$CHANNEL", STOCK_EVENTS)
 
-# KEYS = stock counter, count hash; ARGV = person id. Gives back one reservation.
+# KEYS = stock counter, count hash; ARGV = person id, round id, batch id. Gives back one reservation;
+# stock back from 0 to 1 clears the batch's sold-out flag on every worker.
 _RELEASE = """
-redis.call('INCR', KEYS[1])
+if tonumber(redis.call('INCR', KEYS[1])) == 1 then
+  redis.call('PUBLISH', '$CHANNEL', 'restocked ' .. ARGV[2] .. ' ' .. ARGV[3])
+end
 if tonumber(redis.call('HINCRBY', KEYS[2], ARGV[1], -1)) <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
 return 1
-"""
+""".replace("$CHANNEL", STOCK_EVENTS)
 
 
 def claims_paused() -> HuiminError:
@@ -136,6 +148,7 @@ class RedisGate:
         args: list[Any] = [len(pending.requests)]
         for batch_id, person_id, limit, _ in pending.requests:
             args += [batches.index(batch_id) + 1, person_id, limit]
+        args += [round_id, *batches]
         try:
             verdicts = await self._admit(keys=keys, args=args)
         except Exception as error:  # Redis down: nobody is admitted, everybody hears why
@@ -149,7 +162,7 @@ class RedisGate:
 
     async def release(self, round_id: str, batch_id: str, person_id: str) -> None:
         _, stock, held = round_keys(round_id, batch_id)
-        await self._release(keys=[stock, held], args=[person_id])
+        await self._release(keys=[stock, held], args=[person_id, round_id, batch_id])
 
     async def provision(self, round_id: str, stock: dict[str, int], held: dict[str, dict[str, int]]) -> None:
         """Write a round's state as PostgreSQL knows it, then open the gate (set `ready`)."""
@@ -162,7 +175,22 @@ class RedisGate:
             counts = held.get(batch_id, {})
             if counts:
                 await self.redis.hset(held_key, mapping=dict(counts.items()))
+            if remaining > 0:  # before `ready`: no claim of the round can flag it sold out meanwhile
+                await self.redis.publish(STOCK_EVENTS, stock_event("restocked", round_id, batch_id))
         await self.redis.set(ready, "1")
+
+    async def stock_left(self, pairs: Collection[tuple[str, str]]) -> dict[tuple[str, str], int | None]:
+        """The gate's stock counter of each (round, batch); None where there is none (never provisioned,
+        or lost with Redis's memory). One MGET per round (a round's keys share a slot)."""
+        by_round: dict[str, list[str]] = {}
+        for round_id, batch_id in pairs:
+            by_round.setdefault(round_id, []).append(batch_id)
+        left: dict[tuple[str, str], int | None] = {}
+        for round_id, batch_ids in by_round.items():
+            values = await self.redis.mget([round_keys(round_id, batch_id)[1] for batch_id in batch_ids])
+            for batch_id, value in zip(batch_ids, values, strict=True):
+                left[(round_id, batch_id)] = None if value is None else int(value)
+        return left
 
     async def is_ready(self, round_ids: Iterable[str]) -> dict[str, bool]:
         return {

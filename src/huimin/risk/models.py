@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from huimin.db import Base, UtcDateTime
@@ -22,6 +32,7 @@ __all__ = [
     "RiskCaseRow",
     "RiskCaseTransitionRow",
     "RiskCursorRow",
+    "RiskEvaluatedEventRow",
     "RiskSettingsRow",
 ]
 
@@ -40,6 +51,20 @@ class RiskCursorRow(Base):
     last_id: Mapped[int] = mapped_column(Integer)
     events: Mapped[int] = mapped_column(Integer)  # evaluated so far
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class RiskEvaluatedEventRow(Base):
+    """An event the stream path (Redis Streams, `huimin.risk.stream`) evaluated ahead of the cursor: its
+    key, inserted in the transaction that stores the event's alerts, is what makes a redelivered event
+    a no-op, and what the cursor scanner skips. The scanner deletes the rows its cursor passes, so the
+    table holds only the events between the cursor and the stream's head."""
+
+    __tablename__ = "risk_evaluated_events"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    path: Mapped[str] = mapped_column(String(16))  # who evaluated it: "stream"
+    evaluated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class RiskSettingsRow(Base):
