@@ -126,6 +126,15 @@ class SignedClient:
             **extra,
         }
 
+    def h5_link(self, resident_id: str) -> str:
+        """The signed link by which the app opens the resident's own page (console.resident_session)."""
+        path = f"/h5/enter?resident_id={resident_id}"
+        headers = self.headers("GET", path, b"")
+        return (
+            f"{path}&key={headers['X-Huimin-Key']}&ts={headers['X-Huimin-Timestamp']}"
+            f"&nonce={headers['X-Huimin-Nonce']}&sig={headers['X-Huimin-Signature']}"
+        )
+
     async def request(self, method: str, path: str, body: Any = None, **extra: str) -> httpx.Response:
         content = b"" if body is None else json.dumps(body, ensure_ascii=False).encode()
         return await self.http.request(

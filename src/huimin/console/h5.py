@@ -4,8 +4,9 @@ It shows what the public API already publishes (the announcements of the publici
 campaign, its rounds with their live remaining stock, the activity rules, the active merchants by
 category and district), rendered by the server
 so that it works on the slowest phone and without script; a small script counts down to the next
-release and refreshes the stock from `/api/v1/rounds`. Residents claim in the payment app, which
-calls the signed partner API for them: this page does not claim, and says so.
+release and refreshes the stock from `/api/v1/rounds`. This public page does not claim, and says so:
+residents claim in the payment app, through the signed partner API or on their own page inside the app
+(`resident_pages`, opened by the app's signed link).
 """
 
 from __future__ import annotations

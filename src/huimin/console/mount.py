@@ -26,6 +26,7 @@ from huimin.console.pages import console_error
 from huimin.console.pages import router as pages_router
 from huimin.console.redemption_pages import router as redemption_router
 from huimin.console.report_pages import router as report_router
+from huimin.console.resident_pages import router as resident_router
 from huimin.console.risk_pages import router as risk_router
 from huimin.console.settlement_pages import router as settlement_router
 from huimin.console.till_pages import router as till_router
@@ -80,6 +81,7 @@ def mount_console(app: FastAPI, settings: Settings) -> None:
         risk_router,
         complaint_router,
         h5_router,
+        resident_router,
     ):
         app.include_router(router)
     app.mount(STATIC, StaticFiles(packages=[("huimin.console", "static")]), name="console-static")

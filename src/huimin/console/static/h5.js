@@ -3,6 +3,32 @@
 // this script the page still shows the release time and the stock as of loading.
 "use strict";
 
+// The resident's own page: a claim carries the phone's location (WGS-84), read when the button is
+// pressed; without permission the server says that a location is needed.
+(() => {
+  for (const form of document.querySelectorAll("form[data-locate]")) {
+    form.addEventListener("submit", (event) => {
+      if (form.dataset.located === "1" || !navigator.geolocation) return;
+      event.preventDefault();
+      const button = form.querySelector("button");
+      if (button) button.disabled = true;
+      const send = () => {
+        form.dataset.located = "1";
+        form.submit();
+      };
+      navigator.geolocation.getCurrentPosition(
+        (position) => {
+          form.elements.lng.value = position.coords.longitude.toFixed(6);
+          form.elements.lat.value = position.coords.latitude.toFixed(6);
+          send();
+        },
+        send,
+        { enableHighAccuracy: true, timeout: 10000, maximumAge: 60000 },
+      );
+    });
+  }
+})();
+
 (() => {
   const serverNow = Date.parse(document.body.getAttribute("data-server-now") || "");
   const skew = Number.isFinite(serverNow) ? serverNow - Date.now() : 0;
