@@ -31,6 +31,7 @@ from huimin.privacy.cli import privacy_app
 from huimin.reports.cli import report_app
 from huimin.risk.cli import risk_app
 from huimin.settlement.cli import reconcile_command, settlement_app
+from huimin.worker.cli import worker_command
 
 app = typer.Typer(
     pretty_exceptions_enable=False,  # plain tracebacks: rich ones print local variables, secrets included
@@ -51,6 +52,7 @@ app.add_typer(settlement_app, name="settlement")
 app.command("reconcile")(reconcile_command)
 app.command("backup")(backup_command)
 app.command("restore")(restore_command)
+app.command("worker")(worker_command)
 app.add_typer(risk_app, name="risk")
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(report_app, name="report")
