@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from huimin.audit.models import AuditRecordRow
 from huimin.auth.principals import Principal, Role
 from huimin.config import Settings
 from huimin.db import unit_of_work
@@ -147,6 +148,22 @@ async def test_a_case_from_alert_to_referral_and_expulsion(
         )
         assert listed is not None
         assert case_id in listed.reason
+        audited = (
+            await session.scalars(
+                select(AuditRecordRow.action)
+                .where(AuditRecordRow.object_id == case_id)
+                .order_by(AuditRecordRow.id)
+            )
+        ).all()
+    # Every step of the case is in the tamper-evident audit trail too (issue 9).
+    assert audited == [
+        "risk.case_open",
+        "risk.case_investigate",
+        "risk.case_assign",
+        "risk.case_confirm",
+        "risk.case_refer",
+        "risk.case_sanction",
+    ]
 
 
 async def test_a_dismissed_case_takes_its_alerts_off_the_watch_list(

@@ -18,6 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from huimin.audit import service as audit
 from huimin.auth.principals import Permission, Principal, Role, forbidden
 from huimin.eligibility.identity import normalise_phone
 from huimin.errors import HuiminError, InvalidInput, NotFound, Problem
@@ -593,6 +594,15 @@ async def open_case(
         row.status, row.case_id, row.updated_at = AlertStatus.IN_CASE.value, case.id, now
     transition = _transition(case, CaseAction.OPEN, before=None, principal=principal, reason=reason, now=now)
     repository.add(transition)
+    await audit.record(
+        session,
+        principal=principal,
+        action="risk.case_open",
+        object_type="risk_case",
+        object_id=case.id,
+        at=now,
+        detail={"alerts": [row.id for row in alerts], "subject": f"{case.subject_kind}:{case.subject_id}"},
+    )
     await session.flush()
     return CaseDetail(case, alerts, [transition], [])
 
@@ -731,6 +741,20 @@ async def step_case(
             measure=measure,
             assignee=None if assignee is None else assignee.strip(),
         )
+    )
+    await audit.record(
+        session,
+        principal=principal,
+        action=f"risk.case_{action.value}",
+        object_type="risk_case",
+        object_id=case.id,
+        at=now,
+        detail={
+            "from": before.value,
+            "to": after.value,
+            "department": None if department is None else department.value,
+            "measure": None if measure is None else measure.value,
+        },
     )
     await session.flush()
     return await get_case(session, principal=principal, case_id=case.id)
