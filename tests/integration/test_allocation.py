@@ -14,8 +14,10 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from huimin.allocation.models import AllocationPlanRow
 from huimin.app import create_app
 from huimin.audit.models import AuditRecordRow
+from huimin.auth.principals import Role
 from huimin.campaigns import service as campaigns
 from huimin.campaigns.domain import ClaimMode
 from huimin.campaigns.models import RoundBatchRow, StockShardRow
@@ -24,8 +26,10 @@ from huimin.db import unit_of_work
 from huimin.kit.clock import ManualClock
 from huimin.kit.terms import Jurisdiction
 from huimin.reports import rollup
+from tests.console_helpers import make_user
 from tests.integration.merchant_helpers import CITY, reviewer
 from tests.integration.staff import accept_test_principals, as_
+from tests.integration.test_console_pages import signed_in
 from tests.integration.till import Till, fund, open_till
 
 NEXT_OPENS = datetime(2022, 7, 1, 2, 0, tzinfo=UTC)  # the Friday after, 10:00 in Ziyang
@@ -200,3 +204,60 @@ async def test_offers_put_the_residents_habits_first_and_keep_every_batch(
     assert sorted(plain) == sorted(till.batches)
     unknown = await till.app.get("/api/v1/residents/res_nobody/offers")
     assert unknown.status_code == 404
+
+
+async def test_the_city_admin_decides_in_the_console(
+    app: FastAPI,
+    till: Till,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: ManualClock,
+) -> None:
+    await _history(till, sessions)
+    admin = await make_user(sessions, settings, clock, "city.wangfang", Role.CITY_ADMIN, display_name="王芳")
+    browser = await signed_in(app, admin, clock)
+    page = f"/console/allocation?campaign_id={till.campaign_id}"
+    empty = await browser.http.get(page)
+    assert empty.status_code == 200
+    assert "尚无方案" in empty.text
+
+    form = {"csrf_token": browser.csrf, "campaign_id": till.campaign_id}
+    bad = await browser.http.post("/console/allocation/plans", data={**form, "max_change": "120%"})
+    assert bad.status_code == 422
+    assert 'data-error="invalid_limits"' in bad.text
+    asked = await browser.http.post("/console/allocation/plans", data={**form, "max_change": "20%"})
+    assert asked.status_code == 303
+    shown = await browser.http.get(asked.headers["location"])
+    assert 'name="stock.general" value="120"' in shown.text
+    assert "Claimed 4 of 60 released" in shown.text  # the explanation, in figures
+    plan_id = asked.headers["location"].rsplit("plan_id=", 1)[1]
+
+    decision = f"/console/allocation/plans/{plan_id}/decision"
+    too_far = await browser.http.post(
+        decision,
+        data={"csrf_token": browser.csrf, "decision": "accept", "stock.general": "150", "stock.pct": "80"},
+    )
+    assert too_far.status_code == 422
+    assert 'data-error="invalid_allocation"' in too_far.text
+    accepted = await browser.http.post(
+        decision,
+        data={"csrf_token": browser.csrf, "decision": "accept", "stock.general": "115", "stock.pct": "85"},
+    )
+    assert accepted.status_code == 303
+    after = await browser.http.get(accepted.headers["location"])
+    assert "data-plan-status>已采纳" in after.text
+    assert await _stock(sessions, till, (await _plan_round(sessions, plan_id))) == {
+        "general": (115, 115),
+        "pct": (85, 85),
+    }
+    county = await make_user(
+        sessions, settings, clock, "yj.zhang", Role.COUNTY_REVIEWER, jurisdiction=Jurisdiction.YANJIANG
+    )
+    assert (await (await signed_in(app, county, clock)).http.get(page)).status_code == 403
+
+
+async def _plan_round(sessions: async_sessionmaker[AsyncSession], plan_id: str) -> str:
+    async with unit_of_work(sessions) as session:
+        row = await session.get(AllocationPlanRow, plan_id)
+        assert row is not None
+        return row.round_id

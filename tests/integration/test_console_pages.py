@@ -169,6 +169,7 @@ def get_routes(world: World) -> list[tuple[str, frozenset[Role], frozenset[Role]
         ("/console/merchants?status=submitted&q=%E8%B5%84%E9%98%B3", MERCHANT_READERS, nobody),
         ("/console/merchants/review", frozenset({Role.COUNTY_REVIEWER}), nobody),
         ("/console/merchants/final-list", frozenset({Role.CITY_ADMIN}), nobody),
+        ("/console/allocation", frozenset({Role.CITY_ADMIN}), nobody),
         (f"/console/merchants/{world.own}", MERCHANT_READERS, nobody),
         (
             f"/console/merchants/{world.other}",

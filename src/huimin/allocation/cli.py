@@ -17,7 +17,6 @@ from huimin.campaigns.service import get_campaign_by_code
 from huimin.errors import InvalidInput, Problem
 from huimin.jobs import checked_settings, run_job
 from huimin.kit.clock import SystemClock
-from huimin.kit.money import parse_share
 
 __all__ = ["allocation_app"]
 
@@ -27,21 +26,6 @@ allocation_app = typer.Typer(
 )
 out = Console()
 SYSTEM = Principal.system("allocation")
-
-
-def _shares(option: str, pairs: list[str]) -> dict[str, int]:
-    shares = {}
-    for pair in pairs:
-        key, _, share = pair.partition("=")
-        try:
-            shares[key.strip()] = parse_share(share.strip())
-        except ValueError as error:
-            raise InvalidInput([Problem(option, f"{pair!r}: {error}")], code="invalid_limits") from None
-        if not key.strip():
-            raise InvalidInput(
-                [Problem(option, f"{pair!r}: expected NAME=SHARE, e.g. retail=30%")], code="invalid_limits"
-            )
-    return shares
 
 
 def _counts(pairs: list[str]) -> dict[str, int]:
@@ -72,9 +56,9 @@ def plan(
 ) -> None:
     """Ask the planner for the next round's split; prints each batch's figures and the proposal."""
     limits = domain.Limits(
-        max_change_bp=_shares("--max-change", [f"all={max_change}"])["all"],
-        min_category_share_bp=_shares("--min-category", min_category or []),
-        min_jurisdiction_share_bp=_shares("--min-jurisdiction", min_jurisdiction or []),
+        max_change_bp=domain.parse_shares("--max-change", [f"all={max_change}"])["all"],
+        min_category_share_bp=domain.parse_shares("--min-category", min_category or []),
+        min_jurisdiction_share_bp=domain.parse_shares("--min-jurisdiction", min_jurisdiction or []),
     )
 
     async def job(session: AsyncSession) -> AllocationPlanRow:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from huimin.errors import InvalidInput, Problem
-from huimin.kit.money import BASIS_POINTS_WHOLE, Fen, split_by_shares
+from huimin.kit.money import BASIS_POINTS_WHOLE, Fen, parse_share, split_by_shares
 
 __all__ = [
     "BatchRecord",
@@ -36,6 +36,7 @@ __all__ = [
     "PlanLine",
     "check",
     "explain",
+    "parse_shares",
     "plan",
     "rank_offers",
 ]
@@ -157,6 +158,24 @@ class Plan:
 
     def stock(self) -> dict[str, int]:
         return {line.code: line.proposed for line in self.lines}
+
+
+def parse_shares(field: str, pairs: Iterable[str]) -> dict[str, int]:
+    """`NAME=SHARE` pairs (`retail=30%`, `anyue=12.5%`) as basis points by name, for the admin's limits.
+    Raises InvalidInput naming `field` and the pair."""
+    shares = {}
+    problems = []
+    for pair in pairs:
+        key, _, share = pair.partition("=")
+        try:
+            if not key.strip():
+                raise ValueError("expected NAME=SHARE, e.g. retail=30%")
+            shares[key.strip()] = parse_share(share.strip())
+        except ValueError as error:
+            problems.append(Problem(field, f"{pair!r}: {error}"))
+    if problems:
+        raise InvalidInput(problems, code="invalid_limits", summary="the allocation limits are refused")
+    return shares
 
 
 def check(

@@ -656,6 +656,46 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "till.next": ("下一笔", "Next purchase"),
     "till.print": ("打印小票", "Print"),
     # the resident page (H5)
+    # the next-round planner (/console/allocation)
+    "nav.allocation": ("投放方案", "Allocation"),
+    "allocation.title": ("投放方案", "Next-round allocation"),
+    "allocation.lead": (
+        "依据本活动各券种的领取速度、核销率、用券时长、拉动比和投诉，提出下一场次的库存分配；由市商务局采纳、修改或否决。",
+        "From each batch's claim speed, redemption rate, time to redemption, leverage and complaints, a split of "
+        "the next round's stock; the city commerce bureau accepts, edits or rejects it.",
+    ),
+    "allocation.plan": ("方案 {id}", "Proposal {id}"),
+    "allocation.made": ("{at} 由 {by} 生成", "made {at} by {by}"),
+    "allocation.fallback": (
+        "为满足限制条件，已向原计划回调 {share}%",
+        "moved {share}% of the way back to the plan to meet the limits",
+    ),
+    "allocation.batch": ("券种", "Batch"),
+    "allocation.planned": ("原计划", "Planned"),
+    "allocation.proposed": ("建议", "Proposed"),
+    "allocation.why": ("依据", "Why"),
+    "allocation.note": ("说明", "Note"),
+    "allocation.accept": ("采纳并设置库存", "Accept and set the stock"),
+    "allocation.reject": ("否决", "Reject"),
+    "allocation.edit_hint": (
+        "可直接修改建议数量后采纳；修改后的方案须满足同样的限制条件。否决须填写说明。",
+        "Edit the proposed counts before accepting; an edited split must meet the same limits. A rejection needs a note.",
+    ),
+    "allocation.none": ("尚无方案", "No proposal yet"),
+    "allocation.history": ("历次方案", "Earlier proposals"),
+    "allocation.propose": ("生成下一场次方案", "Propose the next round"),
+    "allocation.propose_hint": (
+        "方案不增加资金：本场总额不超过原计划，各出资方不超过其计划与未分配预算之和。",
+        "No new money: the round's value stays within its plan, each funder's within its plan and unpromised budget.",
+    ),
+    "allocation.max_change": ("单券种最大调整幅度", "Most a batch may change"),
+    "allocation.min_category": ("行业最低占比", "Minimum share per category"),
+    "allocation.min_jurisdiction": ("区县最低占比", "Minimum share per jurisdiction"),
+    "allocation.ask": ("生成方案", "Propose"),
+    "allocation.status.proposed": ("待决定", "Awaiting decision"),
+    "allocation.status.accepted": ("已采纳", "Accepted"),
+    "allocation.status.rejected": ("已否决", "Rejected"),
+    "allocation.status.superseded": ("已被替代", "Superseded"),
     # the resident's own page inside the payment app (/h5/me)
     "h5.me.title": ("我的消费券", "My vouchers"),
     "h5.me.offers": ("正在发放", "Open now"),

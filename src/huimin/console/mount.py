@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from huimin.config import Settings
+from huimin.console.allocation_pages import router as allocation_router
 from huimin.console.assets import VendorAssets
 from huimin.console.audit_pages import router as audit_router
 from huimin.console.complaint_pages import router as complaint_router
@@ -81,6 +82,7 @@ def mount_console(app: FastAPI, settings: Settings) -> None:
         risk_router,
         complaint_router,
         h5_router,
+        allocation_router,
         resident_router,
     ):
         app.include_router(router)

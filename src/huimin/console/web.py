@@ -111,6 +111,8 @@ def navigation(principal: Principal) -> list[NavItem]:
         items.append(NavItem("nav.inspections", f"{CONSOLE_PREFIX}/inspections"))
     if principal.can(Permission.ANNOUNCEMENT_PUBLISH):
         items.append(NavItem("nav.announcements", f"{CONSOLE_PREFIX}/announcements"))
+    if principal.can(Permission.ALLOCATION_PLAN):
+        items.append(NavItem("nav.allocation", f"{CONSOLE_PREFIX}/allocation"))
     if principal.can(Permission.USER_MANAGE):
         items.append(NavItem("nav.users", f"{CONSOLE_PREFIX}/users"))
     if principal.can(AUDIT_READER):
