@@ -16,11 +16,13 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.app import create_app
+from huimin.auth import accounts
 from huimin.config import Settings
 from huimin.db import create_engine, create_sessionmaker
 from huimin.kit.clock import ManualClock
@@ -56,6 +58,18 @@ async def _admin(url: str, *statements: str) -> None:
             await connection.execute(statement)
     finally:
         await connection.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2id with its production cost takes about a quarter of a second per hash on this machine, and
+    the console tests create and sign in hundreds of accounts. The tests keep the same algorithm and
+    code path at the lowest cost argon2 allows; production keeps the library's defaults (accounts.py)."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1)
+    saved = accounts._HASHER, accounts._DUMMY_HASH
+    accounts._HASHER, accounts._DUMMY_HASH = cheap, cheap.hash("not-a-real-password-0000")
+    yield
+    accounts._HASHER, accounts._DUMMY_HASH = saved
 
 
 @pytest.fixture(scope="session")
