@@ -48,7 +48,16 @@ def _principal(role: Role) -> Principal:
             Role.CITY_ADMIN,
             [
                 *("overview", "campaigns", "merchants", "merchants/final-list", "redemptions", "money"),
-                *("settlement", "reports", "risk", "complaints", "inspections", "allocation", "users", "audit"),
+                *(
+                    "settlement",
+                    "reports",
+                    "risk",
+                    "complaints",
+                    "inspections",
+                    "allocation",
+                    "users",
+                    "audit",
+                ),
             ],
         ),
         (
