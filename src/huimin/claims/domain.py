@@ -85,6 +85,14 @@ class ClaimRefused:
         )
 
     @staticmethod
+    def blocked() -> HuiminError:
+        return HuiminError(
+            "this person or device is blocked from claiming in this campaign (risk case sanction)",
+            code="claims_blocked",
+            status=403,
+        )
+
+    @staticmethod
     def unknown_round(round_id: str) -> HuiminError:
         return NotFound(f"no round {round_id!r}", code="unknown_round")
 

@@ -25,12 +25,16 @@ from huimin.eligibility.geofence import Crs, Location
 from huimin.idempotency.http import answer_once
 from huimin.idempotency.service import Answer
 from huimin.protection.http import admit_claim, refuse_sold_out
+from huimin.risk import stream as risk_stream
 
 router = APIRouter(prefix="/api/v1", tags=["claims"])
 
 _REFUSALS: dict[int | str, dict[str, str]] = {
     401: {"description": "missing_signature, bad_signature, stale_timestamp, replayed_nonce, unknown_key"},
-    403: {"description": "not_eligible_location, not_union_member, identity_unverified, wrong_partner_kind"},
+    403: {
+        "description": "not_eligible_location, not_union_member, identity_unverified, claims_blocked, "
+        "wrong_partner_kind"
+    },
     404: {"description": "unknown_round, unknown_batch, unknown_resident"},
     409: {"description": "sold_out, round_not_open, limit_reached, lottery_round, idempotency_in_progress"},
     422: {"description": "invalid_request, idempotency_mismatch"},
@@ -81,8 +85,10 @@ async def claim(
     ] = None,
 ) -> JSONResponse:
     location = Location(body.location.lng, body.location.lat, Crs(body.location.crs))
+    written = risk_stream.WrittenEvents()
 
     async def work(session: AsyncSession) -> Answer:
+        written.watch(session)
         claimed = await service.claim_voucher(
             session,
             partner_id=partner.id,
@@ -94,11 +100,13 @@ async def claim(
             clock=clock,
             gate=request.app.state.claim_gate,
             idempotency_key=idempotency_key,
+            # behind nginx, `huimin serve` trusts HUIMIN_TRUSTED_PROXIES' X-Forwarded-For for this address
+            client_ip=request.client.host if request.client else None,
         )
         return 201, voucher_out(claimed.voucher, claimed.batch).model_dump(mode="json")
 
     async with admit_claim(request, partner_id=partner.id, resident_id=body.resident_id, device_id=device_id):
-        return await answer_once(
+        response = await answer_once(
             request,
             partner_id=partner.id,
             key=idempotency_key,
@@ -106,6 +114,9 @@ async def claim(
             work=work,
             store=request.app.state.idempotency_answers,
         )
+    # committed: on to the rules engine (a stored answer replayed wrote nothing, so publishes nothing)
+    await written.publish(request.app.state.redis)
+    return response
 
 
 @router.get(

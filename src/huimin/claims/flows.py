@@ -16,6 +16,7 @@ from huimin.claims.domain import ClaimRefused, VoucherStatus
 from huimin.claims.models import LotteryDrawRow, StockMovementRow, VoucherEventRow, VoucherRow
 from huimin.claims.repository import ClaimsRepository
 from huimin.claims.service import commit_seed, issue_voucher, round_batch_or_refuse
+from huimin.eligibility import blocks
 from huimin.eligibility.models import ResidentRow
 from huimin.errors import HuiminError, NotFound
 from huimin.kit.clock import Clock
@@ -85,6 +86,13 @@ async def draw_lottery(session: AsyncSession, *, round_id: str, sealer: Sealer, 
                 resident = await session.get(ResidentRow, entry.resident_id)
                 if resident is None:  # pragma: no cover - a foreign key guarantees it
                     raise NotFound(f"no resident {entry.resident_id!r}")
+                if await blocks.active_block(
+                    session,
+                    campaign_id=campaign.id,
+                    person_id=resident.person_id,
+                    device_digest=resident.device_digest,
+                ):
+                    continue  # blocked by a risk case since entering: forfeits, the voucher stays in stock
                 try:
                     async with session.begin_nested():
                         voucher = await issue_voucher(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from huimin.db import Base, FenColumn, UtcDateTime
@@ -48,6 +48,12 @@ class VoucherRow(Base):
     district: Mapped[str] = mapped_column(String(16))  # where the resident was when claiming (statistics)
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     recycled_to_round_id: Mapped[str | None] = mapped_column(ForeignKey("rounds.id"))
+    # Where the claim was made, for the location-spoofing rule, minimised (docs/claims.md): the reported
+    # position in GCJ-02 rounded to 3 decimals (~100 m), the client's network (/24 IPv4, /48 IPv6), never
+    # its address. None for lottery wins and for claims made before they were recorded.
+    claim_lng: Mapped[float | None] = mapped_column(Float)
+    claim_lat: Mapped[float | None] = mapped_column(Float)
+    claim_ip_prefix: Mapped[str | None] = mapped_column(String(64))
 
 
 class ClaimCounterRow(Base):

@@ -26,18 +26,21 @@ from huimin.claims.domain import (
 from huimin.claims.gate import ClaimGate, RedisGate, SqlGate, claims_paused
 from huimin.claims.models import ClaimCounterRow, LotteryDrawRow, LotteryEntryRow, VoucherEventRow, VoucherRow
 from huimin.claims.repository import ClaimsRepository
+from huimin.eligibility import blocks
 from huimin.eligibility import service as eligibility
 from huimin.eligibility.geofence import Geofence, Location
 from huimin.eligibility.models import ResidentRow
 from huimin.errors import ConflictError, HuiminError, NotFound
 from huimin.kit.clock import Clock, local_datetime
 from huimin.kit.ids import new_id
+from huimin.kit.network import network_prefix
 from huimin.kit.sealing import Sealer
 from huimin.kit.terms import District
 from huimin.ledger import domain as ledger_domain
 from huimin.ledger import service as ledger
 
 __all__ = [
+    "ClaimPlace",
     "Claimed",
     "Entered",
     "RoundBoard",
@@ -60,6 +63,22 @@ class Claimed:
     batch: BatchRow
 
 
+@dataclass(frozen=True)
+class ClaimPlace:
+    """Where a claim was made, as the voucher records it for the location-spoofing rule, minimised
+    (个人信息保护法): the reported position in GCJ-02 rounded to 3 decimals (about 100 m), and the client's
+    network (/24 IPv4, /48 IPv6), never its address."""
+
+    lng: float
+    lat: float
+    ip_prefix: str | None
+
+    @classmethod
+    def of(cls, location: Location, client_ip: str | None) -> ClaimPlace:
+        point = location.to_gcj02()
+        return cls(round(point.lng, 3), round(point.lat, 3), network_prefix(client_ip))
+
+
 async def claim_voucher(
     session: AsyncSession,
     *,
@@ -72,10 +91,14 @@ async def claim_voucher(
     clock: Clock,
     gate: ClaimGate = _SQL_GATE,
     idempotency_key: str | None = None,
+    client_ip: str | None = None,
 ) -> Claimed:
     """领取: one voucher of a batch in an open first-come round, within every limit, or a refusal
     with its code. Counters and stock are conditional writes in this transaction: if any step
-    refuses, the transaction rolls back and nothing was taken."""
+    refuses, the transaction rolls back and nothing was taken.
+
+    The voucher records where it was claimed (`ClaimPlace`: the position to ~100 m, the network of
+    `client_ip`, the request's address; None: unknown) for the fraud rules."""
     round_, batch, campaign = await round_batch_or_refuse(session, round_id, batch_id)
     if round_.mode != ClaimMode.FIRST_COME:
         raise ClaimRefused.wrong_mode()
@@ -115,6 +138,7 @@ async def claim_voucher(
             district=district,
             now=now,
             idempotency_key=idempotency_key,
+            place=ClaimPlace.of(location, client_ip),
         )
     except HuiminError:
         await gate.release(
@@ -138,10 +162,19 @@ async def round_batch_or_refuse(
 async def _check_eligibility(
     session: AsyncSession, *, resident: ResidentRow, batch: BatchRow, location: Location, geofence: Geofence
 ) -> District:
-    """Where the resident is (inside the city) and whether the batch is open to them (union batches)."""
+    """Where the resident is (inside the city), whether a risk sanction blocks the person or the device
+    in the campaign, and whether the batch is open to them (union batches). Checked before the claim
+    gate, so a blocked claim never takes a reservation."""
     district = geofence.district_of(location)
     if district is None:
         raise ClaimRefused.not_eligible_location()
+    if await blocks.active_block(
+        session,
+        campaign_id=batch.campaign_id,
+        person_id=resident.person_id,
+        device_digest=resident.device_digest,
+    ):
+        raise ClaimRefused.blocked()
     if batch.members_only and not await eligibility.is_union_member(
         session, id_number_digest=resident.id_number_digest
     ):
@@ -174,8 +207,10 @@ async def issue_voucher(
     district: District,
     now: datetime,
     idempotency_key: str | None,
+    place: ClaimPlace | None = None,
 ) -> VoucherRow:
-    """Count the voucher against every limit, take it from stock and write it, or refuse."""
+    """Count the voucher against every limit, take it from stock and write it, or refuse. `place`: where
+    it was claimed (None for a lottery win: the entry, not the draw, was made somewhere)."""
     repository = ClaimsRepository(session)
     for scope, limit, what in _limits(round_, batch, campaign):
         if not await repository.count_up(resident.person_id, scope, limit):
@@ -203,6 +238,9 @@ async def issue_voucher(
         ),
         district=district.value,
         idempotency_key=idempotency_key,
+        claim_lng=place.lng if place else None,
+        claim_lat=place.lat if place else None,
+        claim_ip_prefix=place.ip_prefix if place else None,
     )
     session.add(voucher)
     session.add(VoucherEventRow(voucher_id=voucher.id, kind="claimed", value_fen=batch.max_value_fen, at=now))

@@ -157,6 +157,7 @@ async def claim(
                 gate=request.app.state.claim_gate,
                 # one per rendered button: a double tap claims once
                 idempotency_key=f"h5:{me.resident_id}:{form_key}",
+                client_ip=request.client.host if request.client else None,
             )
             code = claimed.voucher.code
     except HuiminError as refusal:

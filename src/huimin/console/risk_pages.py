@@ -27,7 +27,16 @@ from huimin.db import unit_of_work
 from huimin.deps import ClockDep, SessionDep, SessionsDep
 from huimin.errors import HuiminError, InvalidInput
 from huimin.risk import service as risk
-from huimin.risk.domain import AlertStatus, CaseAction, CaseStatus, Department, Measure, Rule, SubjectKind
+from huimin.risk.domain import (
+    MEASURES,
+    AlertStatus,
+    CaseAction,
+    CaseStatus,
+    Department,
+    Measure,
+    Rule,
+    SubjectKind,
+)
 from huimin.risk.models import RiskAlertRow
 from huimin.risk.repository import AlertFilter
 
@@ -325,8 +334,8 @@ async def _case_page(
             "subject_name": names.get(detail.case.subject_id),
             "steps": steps,
             "departments": list(Department),
-            "measures": list(Measure),
-            "is_merchant": detail.case.subject_kind == SubjectKind.MERCHANT.value,
+            # a merchant is suspended or expelled; a person or a device is blocked (and its vouchers revoked)
+            "measures": list(MEASURES[SubjectKind(detail.case.subject_kind)]),
             "done": done if done in {action.value for action in CaseAction} else None,
             "error": error,
         },

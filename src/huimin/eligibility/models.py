@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from huimin.db import Base, UtcDateTime
+from huimin.db import Base, FenColumn, UtcDateTime
 
-__all__ = ["PersonIdentifierRow", "PersonRow", "ResidentRow", "UnionMemberRow"]
+__all__ = ["ClaimBlockRow", "PersonIdentifierRow", "PersonRow", "ResidentRow", "UnionMemberRow"]
 
 
 class PersonRow(Base):
@@ -68,3 +68,30 @@ class UnionMemberRow(Base):
     id_number_masked: Mapped[str] = mapped_column(String(32))
     source: Mapped[str] = mapped_column(String(200))
     imported_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ClaimBlockRow(Base):
+    """禁止领取: a person (`persons.id`) or a device (the keyed hash residents' devices are stored under)
+    that may not claim nor enter a lottery in a campaign, by the sanction of a risk case. Risk alerts
+    name persons and devices by the same ids, so a case's subject is the block's subject as it is.
+    Lifting a block sets `lifted_at`; the row stays as the record."""
+
+    __tablename__ = "claim_blocks"
+    __table_args__ = (
+        CheckConstraint("subject_kind IN ('person', 'device')", name="subject_kind_known"),
+        CheckConstraint("vouchers_revoked >= 0 AND value_revoked_fen >= 0", name="revoked_not_negative"),
+        Index("ix_claim_blocks_subject", "campaign_id", "subject_kind", "subject_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.id"))
+    subject_kind: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[str] = mapped_column(ForeignKey("risk_cases.id"), index=True)
+    measure: Mapped[str] = mapped_column(String(16))  # block, block_and_revoke
+    reason: Mapped[str] = mapped_column(Text)
+    vouchers_revoked: Mapped[int] = mapped_column(Integer)  # unused vouchers revoked with the block
+    value_revoked_fen: Mapped[int] = mapped_column(FenColumn)  # their value, back in the budget
+    blocked_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    blocked_by: Mapped[str] = mapped_column(String(64))
+    lifted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -34,6 +34,8 @@ Movements
 | `claim`            | Dr vouchers:fᵢ / Cr budget:fᵢ (value split by the batch's funding shares)         |
 | `expire`           | Dr expired:fᵢ / Cr vouchers:fᵢ                                                    |
 | `recycle`          | Dr budget:fᵢ / Cr expired:fᵢ (the value returns to the pool for a later round)    |
+| `revoke`           | Dr budget:fᵢ / Cr vouchers:fᵢ (a risk sanction voids an unused voucher: its value |
+|                    | returns to the pool at once)                                                      |
 | `redeem`           | Cr vouchers:fᵢ value; Dr payable:m (pending:m if big-ticket) subsidy;             |
 |                    | Dr budget:fᵢ the unused rest (value − subsidy)                                    |
 | `verify`           | Dr payable:m / Cr pending:m                                                       |
@@ -116,6 +118,7 @@ __all__ = [
     "redeem",
     "refund",
     "reject_invoice",
+    "revoke",
     "setoff",
     "settle",
     "settled",
@@ -162,6 +165,7 @@ class TransactionKind(StrEnum):
     CLAIM = "claim"
     EXPIRE = "expire"
     RECYCLE = "recycle"
+    REVOKE = "revoke"  # an unused voucher voided by a risk sanction (huimin.risk.sanctions)
     REDEEM = "redeem"
     VERIFY = "verify"
     REJECT_INVOICE = "reject_invoice"
@@ -370,6 +374,17 @@ def recycle(reference: str, *, value: int, funding: FundingSplit) -> Transaction
         TransactionKind.RECYCLE,
         reference,
         _by_funder(budget, funding, value, 1) + _by_funder(expired, funding, value, -1),
+    )
+
+
+def revoke(reference: str, *, value: int, funding: FundingSplit) -> Transaction:
+    """作废: an unused voucher revoked by a risk sanction; its value leaves the liability and returns to
+    the funders' budgets, as an expired voucher's does when it is recycled."""
+    _positive("a voucher's value", value)
+    return Transaction.of(
+        TransactionKind.REVOKE,
+        reference,
+        _by_funder(budget, funding, value, 1) + _by_funder(vouchers, funding, value, -1),
     )
 
 

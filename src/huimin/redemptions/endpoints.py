@@ -33,6 +33,7 @@ from huimin.redemptions.schemas import (
     refund_out,
     staff_redemption_out,
 )
+from huimin.risk import stream as risk_stream
 
 __all__ = ["router"]
 
@@ -70,7 +71,10 @@ async def redeem(
     clock: ClockDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
+    written = risk_stream.WrittenEvents()
+
     async def work(session: AsyncSession) -> Answer:
+        written.watch(session)
         redeemed = await service.redeem(
             session,
             partner_id=partner.id,
@@ -80,9 +84,11 @@ async def redeem(
         )
         return 201, redemption_out(redeemed.redemption).model_dump(mode="json")
 
-    return await answer_once(
+    response = await answer_once(
         request, partner_id=partner.id, key=idempotency_key, body=body.model_dump(mode="json"), work=work
     )
+    await written.publish(request.app.state.redis)  # committed: on to the rules engine
+    return response
 
 
 @till_router.get(
@@ -114,7 +120,10 @@ async def refund(
     clock: ClockDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
+    written = risk_stream.WrittenEvents()
+
     async def work(session: AsyncSession) -> Answer:
+        written.watch(session)
         refunded = await service.refund(
             session,
             partner_id=partner.id,
@@ -125,9 +134,11 @@ async def refund(
         )
         return 201, refund_out(refunded.refund, refunded.redemption).model_dump(mode="json")
 
-    return await answer_once(
+    response = await answer_once(
         request, partner_id=partner.id, key=idempotency_key, body=body.model_dump(mode="json"), work=work
     )
+    await written.publish(request.app.state.redis)  # committed: on to the rules engine
+    return response
 
 
 _STAFF: dict[int | str, dict[str, Any]] = {

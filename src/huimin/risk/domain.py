@@ -25,6 +25,7 @@ __all__ = [
     "CLOSED",
     "DEFAULT_SETTINGS",
     "MAX_SCORE",
+    "MEASURES",
     "TRANSITIONS",
     "AlertStatus",
     "CaseAction",
@@ -55,6 +56,7 @@ class Rule(StrEnum):
     REFUND_RATE = "refund_rate"  # 退款率高
     DEVICE_FARM = "device_farm"  # 设备农场: many persons on one device, one person on many devices
     RESALE_RING = "resale_ring"  # 倒卖券: unrelated claimers funnelled into one merchant
+    LOCATION_SPOOFING = "location_spoofing"  # 位置伪造: a claim's place belied by its IP or by the clock
 
     @property
     def label(self) -> str:
@@ -71,6 +73,7 @@ _RULE_LABELS = {
     Rule.REFUND_RATE: "退款率异常",
     Rule.DEVICE_FARM: "设备聚集",
     Rule.RESALE_RING: "疑似倒卖券",
+    Rule.LOCATION_SPOOFING: "位置伪造",
 }
 
 
@@ -115,10 +118,21 @@ class Department(StrEnum):
 
 
 class Measure(StrEnum):
-    """What a sanction does to a merchant, through the merchants service (seed 五(一), 六(十))."""
+    """What a sanction does. To a merchant, through the merchants service (seed 五(一), 六(十)); to a person
+    or a device, through the claim block list and the vouchers (issue 7: 回收未使用的券, 禁止领取)."""
 
     SUSPEND = "suspend"  # 暂停: may not redeem; settlement held
     EXPEL = "expel"  # 取消参与资格: dishonest list, unsettled subsidy frozen, settled subsidy clawed back
+    BLOCK = "block"  # 禁止领取: no claim and no lottery entry in the campaign
+    BLOCK_AND_REVOKE = "block_and_revoke"  # and the unused vouchers of the campaign revoked (作废)
+
+
+# The measures a sanction may take, by the kind of subject it is about.
+MEASURES: dict[SubjectKind, tuple[Measure, ...]] = {
+    SubjectKind.MERCHANT: (Measure.SUSPEND, Measure.EXPEL),
+    SubjectKind.PERSON: (Measure.BLOCK, Measure.BLOCK_AND_REVOKE),
+    SubjectKind.DEVICE: (Measure.BLOCK, Measure.BLOCK_AND_REVOKE),
+}
 
 
 S = CaseStatus
@@ -167,8 +181,8 @@ def step_problems(
     measure: Measure | None,
     assignee: str | None,
 ) -> list[Problem]:
-    """What a step needs: a reason for every decision, a department to refer to, a measure to sanction
-    a merchant with, someone to assign to."""
+    """What a step needs: a reason for every decision, a department to refer to, a measure of the
+    subject's kind to sanction with (`MEASURES`), someone to assign to."""
     problems = []
     if action is not CaseAction.ASSIGN and not reason.strip():
         problems.append(Problem("reason", f"give a reason to {action.value}"))
@@ -176,10 +190,13 @@ def step_problems(
         problems.append(Problem("reason", f"at most {REASON_MAX_LENGTH} characters"))
     if (action is CaseAction.REFER) != (department is not None):
         problems.append(Problem("department", "name the department for a referral, and only for one"))
-    if action is CaseAction.SANCTION and subject is SubjectKind.MERCHANT and measure is None:
-        problems.append(Problem("measure", "a sanction of a merchant is suspend or expel"))
-    if measure is not None and (action is not CaseAction.SANCTION or subject is not SubjectKind.MERCHANT):
-        problems.append(Problem("measure", "a measure belongs to the sanction of a merchant"))
+    allowed = MEASURES[subject]
+    if action is CaseAction.SANCTION and measure not in allowed:
+        problems.append(
+            Problem("measure", f"a sanction of a {subject.value} is {' or '.join(m.value for m in allowed)}")
+        )
+    if action is not CaseAction.SANCTION and measure is not None:
+        problems.append(Problem("measure", "a measure belongs to a sanction"))
     if (action is CaseAction.ASSIGN) != bool(assignee and assignee.strip()):
         problems.append(Problem("assignee", "name the assignee when assigning, and only then"))
     return problems
@@ -221,6 +238,13 @@ class RiskSettings:
     ring_min_redeemers: int = 10
     ring_linked_share_bp: int = 3000
     ring_far_share_bp: int = 9000
+    # location spoofing, per person and local day: claims whose client network is known (risk_ip_regions)
+    # to be outside the city though the reported position was inside it; and two claims whose distance
+    # (at least `travel_min_km`, so GPS jitter and neighbouring districts never count) over their time gap
+    # means travelling faster than `travel_max_kmh`
+    ip_outside_min_claims: int = 1
+    travel_max_kmh: int = 200
+    travel_min_km: int = 20
     # scores: points per rule, an alert scores up to twice its rule's weight as its figure exceeds the line
     weights: Mapping[str, int] = field(
         default_factory=lambda: {
@@ -233,6 +257,7 @@ class RiskSettings:
             Rule.REFUND_RATE.value: 25,
             Rule.DEVICE_FARM.value: 40,
             Rule.RESALE_RING.value: 50,
+            Rule.LOCATION_SPOOFING.value: 35,
         }
     )
     watch_score: int = 60  # on the watch list from this combined score

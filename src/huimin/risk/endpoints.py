@@ -41,7 +41,7 @@ _READ: dict[int | str, dict[str, Any]] = {
 }
 _ACT: dict[int | str, dict[str, Any]] = {
     **_READ,
-    409: {"description": "invalid_transition (and the merchants service's for a sanction)"},
+    409: {"description": "invalid_transition (and the merchants service's for a merchant's sanction)"},
     422: {"description": "invalid_request, invalid_case, invalid_step"},
 }
 
@@ -156,6 +156,11 @@ async def get_case(case_id: str, session: SessionDep, principal: StaffDep) -> Ca
     "/cases/{case_id}/transitions",
     response_model=CaseDetailOut,
     summary="A step of a case: investigate, dismiss, confirm, refer, sanction, assign, note",
+    description=(
+        "A sanction names its measure by the case's subject: `suspend` or `expel` a merchant; `block` a "
+        "person or a device from claiming and entering lotteries in the campaign, or `block_and_revoke` "
+        "to revoke their unused vouchers as well (docs/risk.md, Cases)."
+    ),
     responses=_ACT,
 )
 async def step_case(

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -33,6 +34,7 @@ __all__ = [
     "RiskCaseTransitionRow",
     "RiskCursorRow",
     "RiskEvaluatedEventRow",
+    "RiskIpRegionRow",
     "RiskSettingsRow",
 ]
 
@@ -76,6 +78,19 @@ class RiskSettingsRow(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class RiskIpRegionRow(Base):
+    """IP 归属地: a network (CIDR text, as `ipaddress` writes it) and the region it belongs to, imported
+    whole from the operator's offline file (`huimin risk ip-regions import`); the location-spoofing rule
+    matches a claim's network against it by longest prefix (`risk.ip_regions`)."""
+
+    __tablename__ = "risk_ip_regions"
+
+    network: Mapped[str] = mapped_column(String(64), primary_key=True)
+    region: Mapped[str] = mapped_column(String(64))  # "雁江区", "成都市", "outside"
+    in_city: Mapped[bool] = mapped_column(Boolean)  # inside the campaign's city
+    imported_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class RiskAlertRow(Base):

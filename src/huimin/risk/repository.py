@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.campaigns.models import BatchRow
@@ -18,12 +19,15 @@ from huimin.eligibility.models import PersonIdentifierRow, ResidentRow
 from huimin.merchants.models import MerchantRow
 from huimin.redemptions.models import RedemptionEventRow, RedemptionRow, RefundRow
 from huimin.risk.domain import AlertStatus, SubjectKind
+from huimin.risk.ip_regions import IpRegion
 from huimin.risk.models import (
     RiskAlertRow,
     RiskCaseReferralRow,
     RiskCaseRow,
     RiskCaseTransitionRow,
     RiskCursorRow,
+    RiskEvaluatedEventRow,
+    RiskIpRegionRow,
     RiskSettingsRow,
 )
 from huimin.risk.rules import ClaimFact, MerchantTotals, RedemptionFact, RefundFact
@@ -77,13 +81,30 @@ class RiskRepository:
         return row
 
     async def claims_after(self, last_id: int, limit: int) -> list[tuple[int, datetime, ClaimFact | None]]:
-        """The next voucher events by id: (id, at, the claim or None for the other kinds)."""
+        """The next voucher events by id: (id, at, the claim or None for the other kinds and for claims the
+        stream path evaluated already)."""
+        return await self._claims(VoucherEventRow.id > last_id, limit)
+
+    async def claims_by_ids(self, event_ids: Collection[int]) -> list[tuple[int, datetime, ClaimFact | None]]:
+        """These voucher events (the stream path), by id, as `claims_after` reads them."""
+        if not event_ids:
+            return []
+        return await self._claims(VoucherEventRow.id.in_(event_ids), len(event_ids))
+
+    async def _claims(
+        self, where: ColumnElement[bool], limit: int
+    ) -> list[tuple[int, datetime, ClaimFact | None]]:
+        evaluated = and_(
+            RiskEvaluatedEventRow.source == "voucher_events",
+            RiskEvaluatedEventRow.event_id == VoucherEventRow.id,
+        )
         rows = (
             await self.session.execute(
-                select(VoucherEventRow, VoucherRow, ResidentRow.device_digest)
+                select(VoucherEventRow, VoucherRow, ResidentRow.device_digest, RiskEvaluatedEventRow.path)
                 .join(VoucherRow, VoucherRow.id == VoucherEventRow.voucher_id)
                 .join(ResidentRow, ResidentRow.id == VoucherRow.resident_id)
-                .where(VoucherEventRow.id > last_id)
+                .outerjoin(RiskEvaluatedEventRow, evaluated)
+                .where(where)
                 .order_by(VoucherEventRow.id)
                 .limit(limit)
             )
@@ -101,12 +122,115 @@ class RiskRepository:
                     device=device,
                     district=voucher.district,
                     at=event.at,
+                    lng=voucher.claim_lng,
+                    lat=voucher.claim_lat,
+                    ip_prefix=voucher.claim_ip_prefix,
                 )
-                if event.kind == "claimed"
+                if event.kind == "claimed" and evaluated_by is None
                 else None,
             )
-            for event, voucher, device in rows
+            for event, voucher, device, evaluated_by in rows
         ]
+
+    async def claims_of_persons(
+        self, person_ids: Collection[str], since: datetime, until: datetime
+    ) -> dict[str, list[ClaimFact]]:
+        """These persons' claims made in [since, until), by person in time order (location spoofing: the
+        other claims of a day, whichever batch evaluated them). Lottery wins have no position or network,
+        and carry no signal."""
+        if not person_ids:
+            return {}
+        rows = await self.session.execute(
+            select(
+                VoucherEventRow.id,
+                VoucherRow.campaign_id,
+                VoucherRow.id,
+                VoucherRow.person_id,
+                VoucherRow.resident_id,
+                ResidentRow.device_digest,
+                VoucherRow.district,
+                VoucherRow.claimed_at,
+                VoucherRow.claim_lng,
+                VoucherRow.claim_lat,
+                VoucherRow.claim_ip_prefix,
+            )
+            .join(VoucherRow, VoucherRow.id == VoucherEventRow.voucher_id)
+            .join(ResidentRow, ResidentRow.id == VoucherRow.resident_id)
+            .where(
+                VoucherRow.person_id.in_(person_ids),
+                VoucherRow.claimed_at >= since,
+                VoucherRow.claimed_at < until,
+                VoucherEventRow.kind == "claimed",
+                or_(VoucherRow.claim_lng.is_not(None), VoucherRow.claim_ip_prefix.is_not(None)),
+            )
+            .order_by(VoucherRow.claimed_at, VoucherEventRow.id)
+        )
+        found: dict[str, list[ClaimFact]] = defaultdict(list)
+        for (
+            event_id,
+            campaign_id,
+            voucher_id,
+            person_id,
+            resident_id,
+            device,
+            district,
+            at,
+            lng,
+            lat,
+            ip,
+        ) in rows:
+            found[person_id].append(
+                ClaimFact(
+                    event_id=event_id,
+                    campaign_id=campaign_id,
+                    voucher_id=voucher_id,
+                    person_id=person_id,
+                    resident_id=resident_id,
+                    device=device,
+                    district=district,
+                    at=at,
+                    lng=lng,
+                    lat=lat,
+                    ip_prefix=ip,
+                )
+            )
+        return found
+
+    async def ip_regions(self) -> list[IpRegion]:
+        """The whole IP-region table (a few thousand rows), by IP version and network."""
+        rows = await self.session.execute(
+            select(RiskIpRegionRow.network, RiskIpRegionRow.region, RiskIpRegionRow.in_city)
+        )
+        regions = [
+            IpRegion(network=ipaddress.ip_network(network), region=region, in_city=bool(in_city))
+            for network, region, in_city in rows
+        ]
+        return sorted(regions, key=lambda item: (item.network.version, item.network))
+
+    async def ip_regions_version(self) -> tuple[int, datetime | None]:
+        """What tells one import of the table from another (rows, import time): an import replaces every
+        row under one timestamp."""
+        count, at = (
+            await self.session.execute(select(func.count(), func.max(RiskIpRegionRow.imported_at)))
+        ).one()
+        return int(count), at
+
+    async def replace_ip_regions(self, regions: Collection[IpRegion], *, at: datetime) -> None:
+        """The table becomes `regions`, in the caller's transaction: readers see the old table or the new."""
+        await self.session.execute(delete(RiskIpRegionRow))
+        if regions:
+            await self.session.execute(
+                insert(RiskIpRegionRow),
+                [
+                    {
+                        "network": str(item.network),
+                        "region": item.region,
+                        "in_city": item.in_city,
+                        "imported_at": at,
+                    }
+                    for item in regions
+                ],
+            )
 
     async def redemption_events_after(self, last_id: int, limit: int) -> Sequence[RedemptionEventRow]:
         return (
@@ -118,43 +242,99 @@ class RiskRepository:
             )
         ).all()
 
-    def _redemption_facts(self) -> Select[RedemptionRow, BatchRow, str]:
+    async def redemption_events_by_ids(self, event_ids: Collection[int]) -> Sequence[RedemptionEventRow]:
+        if not event_ids:
+            return []
         return (
-            select(RedemptionRow, BatchRow, VoucherRow.district)
-            .join(BatchRow, BatchRow.id == RedemptionRow.batch_id)
-            .join(VoucherRow, VoucherRow.id == RedemptionRow.voucher_id)
+            await self.session.scalars(
+                select(RedemptionEventRow)
+                .where(RedemptionEventRow.id.in_(event_ids))
+                .order_by(RedemptionEventRow.id)
+            )
+        ).all()
+
+    async def evaluated(self, source: str, event_ids: Collection[int]) -> set[int]:
+        """Which of these events the stream path evaluated already (`risk_evaluated_events`)."""
+        if not event_ids:
+            return set()
+        return set(
+            (
+                await self.session.scalars(
+                    select(RiskEvaluatedEventRow.event_id).where(
+                        RiskEvaluatedEventRow.source == source, RiskEvaluatedEventRow.event_id.in_(event_ids)
+                    )
+                )
+            ).all()
+        )
+
+    def mark_evaluated(self, source: str, event_ids: Collection[int], *, path: str, at: datetime) -> None:
+        self.session.add_all(
+            RiskEvaluatedEventRow(source=source, event_id=event_id, path=path, evaluated_at=at)
+            for event_id in event_ids
+        )
+
+    async def forget_evaluated(self, source: str, *, up_to: int) -> None:
+        """The cursor has passed these: it never reads them again, so their keys are no longer needed."""
+        await self.session.execute(
+            delete(RiskEvaluatedEventRow).where(
+                RiskEvaluatedEventRow.source == source, RiskEvaluatedEventRow.event_id <= up_to
+            )
         )
 
     async def redemption_history(
         self, merchant_ids: Collection[str], since: datetime
     ) -> dict[str, list[RedemptionFact]]:
-        """The merchants' redemptions from `since` on, by merchant, in time order."""
+        """The merchants' redemptions from `since` on, by merchant, in time order.
+
+        The hot query of the intake (a week of every touched merchant's redemptions, each batch): it
+        reads the columns the facts need, not whole rows, and each batch's floors once."""
         if not merchant_ids:
             return {}
         rows = (
             await self.session.execute(
-                self._redemption_facts()
+                select(
+                    RedemptionRow.id,
+                    RedemptionRow.campaign_id,
+                    RedemptionRow.merchant_id,
+                    RedemptionRow.person_id,
+                    RedemptionRow.voucher_id,
+                    RedemptionRow.terminal_id,
+                    RedemptionRow.redeemed_at,
+                    RedemptionRow.order_fen,
+                    RedemptionRow.merchant_discount_fen,
+                    RedemptionRow.subsidy_fen,
+                    RedemptionRow.batch_id,
+                    VoucherRow.district,
+                )
+                .join(VoucherRow, VoucherRow.id == RedemptionRow.voucher_id)
                 .where(RedemptionRow.merchant_id.in_(merchant_ids), RedemptionRow.redeemed_at >= since)
                 .order_by(RedemptionRow.redeemed_at, RedemptionRow.id)
             )
         ).all()
+        batches = {
+            batch.id: (_floors(batch), batch.threshold_after_discount)
+            for batch in await self.session.scalars(
+                select(BatchRow).where(BatchRow.id.in_({row.batch_id for row in rows}))
+            )
+        }
         history: dict[str, list[RedemptionFact]] = defaultdict(list)
-        for redemption, batch, district in rows:
-            payable = redemption.order_fen - redemption.merchant_discount_fen
-            history[redemption.merchant_id].append(
+        for row in rows:
+            floors, after_discount = batches[row.batch_id]
+            payable = row.order_fen - row.merchant_discount_fen
+            history[row.merchant_id].append(
                 RedemptionFact(
-                    redemption_id=redemption.id,
-                    campaign_id=redemption.campaign_id,
-                    merchant_id=redemption.merchant_id,
-                    person_id=redemption.person_id,
-                    voucher_id=redemption.voucher_id,
-                    terminal_id=redemption.terminal_id,
-                    at=redemption.redeemed_at,
+                    redemption_id=row.id,
+                    campaign_id=row.campaign_id,
+                    merchant_id=row.merchant_id,
+                    person_id=row.person_id,
+                    voucher_id=row.voucher_id,
+                    terminal_id=row.terminal_id,
+                    at=row.redeemed_at,
                     payable_fen=payable,
-                    counted_fen=payable if batch.threshold_after_discount else redemption.order_fen,
-                    floors=_floors(batch),
-                    subsidy_fen=redemption.subsidy_fen,
-                    claim_district=district,
+                    counted_fen=payable if after_discount else row.order_fen,
+                    floors=floors,
+                    subsidy_fen=row.subsidy_fen,
+                    claim_district=row.district,
                 )
             )
         return history

@@ -8,6 +8,7 @@ times come from the events. Money is integer fen, shares integer basis points.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from statistics import median_low
 from huimin.kit.clock import to_local
 from huimin.merchants.domain import BusinessHours
 from huimin.risk.domain import DEFAULT_SETTINGS, Finding, RiskSettings, Rule, SubjectKind
+from huimin.risk.ip_regions import IpRegion
 
 __all__ = [
     "RULES",
@@ -29,8 +31,10 @@ __all__ = [
     "RefundFact",
     "RuleFn",
     "device_farm",
+    "distance_km",
     "evaluate",
     "hugs",
+    "location_spoofing",
     "off_hours",
     "refund_rate",
     "refund_soon",
@@ -56,6 +60,10 @@ class ClaimFact:
     device: str  # keyed hash of the app account's device id
     district: str
     at: datetime
+    # the reported position (GCJ-02, 3 decimals) and the client's network (/24, /48); None: not recorded
+    lng: float | None = None
+    lat: float | None = None
+    ip_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,10 @@ class EventBatch:
     totals: Mapping[str, MerchantTotals] = field(default_factory=dict)
     identities: Identities = field(default_factory=Identities)
     settings: Mapping[str, RiskSettings] = field(default_factory=dict)  # campaign -> its settings
+    # person -> their claims on the local days the new claims fall on, the new ones included, by time
+    claim_history: Mapping[str, Sequence[ClaimFact]] = field(default_factory=dict)
+    # a claim's client network -> its region (longest-prefix match in risk_ip_regions); absent: unknown
+    ip_regions: Mapping[str, IpRegion] = field(default_factory=dict)
 
     def settings_for(self, campaign_id: str) -> RiskSettings:
         return self.settings.get(campaign_id, DEFAULT_SETTINGS)
@@ -655,6 +667,143 @@ def resale_ring(batch: EventBatch) -> list[Finding]:
     return findings
 
 
+EARTH_RADIUS_KM = 6371.0088  # the mean radius (IUGG)
+
+
+def distance_km(lng_a: float, lat_a: float, lng_b: float, lat_b: float) -> float:
+    """The great-circle distance (haversine). GCJ-02's offset, a few hundred metres that vary slowly over a
+    city, is lost in the `travel_min_km` that a pair must cover before its speed counts."""
+    phi_a, phi_b = math.radians(lat_a), math.radians(lat_b)
+    d_phi, d_lambda = phi_b - phi_a, math.radians(lng_b - lng_a)
+    h = math.sin(d_phi / 2) ** 2 + math.cos(phi_a) * math.cos(phi_b) * math.sin(d_lambda / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+def _claims_of_day(batch: EventBatch) -> dict[tuple[str, str, date], list[ClaimFact]]:
+    """(campaign, person, local day) touched by the new claims -> all of that day's claims, by time."""
+    touched = {(claim.campaign_id, claim.person_id, _day(claim.at)) for claim in batch.claims}
+    days: dict[tuple[str, str, date], dict[str, ClaimFact]] = defaultdict(dict)
+    earlier = (
+        claim for person in {key[1] for key in touched} for claim in batch.claim_history.get(person, ())
+    )
+    for claim in (*earlier, *batch.claims):  # one claim per voucher: the history holds the new ones too
+        key = (claim.campaign_id, claim.person_id, _day(claim.at))
+        if key in touched:
+            days[key][claim.voucher_id] = claim
+    return {key: sorted(found.values(), key=lambda c: (c.at, c.event_id)) for key, found in days.items()}
+
+
+@dataclass(frozen=True)
+class _Trip:
+    """Two claims of one person, in time order, with the distance and the time between them."""
+
+    first: ClaimFact
+    second: ClaimFact
+    km: float
+    seconds: float
+
+    @property
+    def speed_kmh(self) -> int:
+        return int(self.km * 3600 / self.seconds)
+
+    def evidence(self) -> dict[str, object]:
+        return {
+            "first_voucher_id": self.first.voucher_id,
+            "first_at": self.first.at.isoformat(),
+            "first_district": self.first.district,
+            "first_location": [self.first.lng, self.first.lat],
+            "second_voucher_id": self.second.voucher_id,
+            "second_at": self.second.at.isoformat(),
+            "second_district": self.second.district,
+            "second_location": [self.second.lng, self.second.lat],
+            "distance_km": round(self.km, 1),
+            "minutes": round(self.seconds / 60, 1),
+            "speed_kmh": self.speed_kmh,
+        }
+
+
+def _trip(first: ClaimFact, second: ClaimFact) -> _Trip | None:
+    if first.lng is None or first.lat is None or second.lng is None or second.lat is None:
+        return None  # a claim with no recorded position (a lottery win, an older claim) says nothing
+    km = distance_km(first.lng, first.lat, second.lng, second.lat)
+    return _Trip(first, second, km, max((second.at - first.at).total_seconds(), 1.0))  # same second: 1 s
+
+
+def location_spoofing(batch: EventBatch) -> list[Finding]:
+    """位置伪造: per person and local day, (a) claims made from a network that the IP-region table places
+    outside the city while the reported position was inside it (every claim's position passed the
+    geofence: its district is where it claimed to be); (b) impossible travel: two claims whose distance,
+    at least `travel_min_km`, over the time between them means a speed above `travel_max_kmh`.
+    An unknown network, a network inside the city and a claim with no recorded position say nothing."""
+    findings = []
+    for (campaign_id, person_id, day), claims in sorted(_claims_of_day(batch).items()):
+        settings = batch.settings_for(campaign_id)
+        outside = []
+        for claim in claims:
+            region = batch.ip_regions.get(claim.ip_prefix or "")
+            if region is not None and not region.in_city and claim.district:
+                outside.append(
+                    {
+                        "voucher_id": claim.voucher_id,
+                        "at": claim.at.isoformat(),
+                        "district": claim.district,
+                        "ip_prefix": claim.ip_prefix,
+                        "ip_region": region.region,
+                    }
+                )
+        # every pair, not only consecutive claims: two short hops can add up to an impossible one
+        travel = [
+            trip
+            for i, first in enumerate(claims)
+            for second in claims[i + 1 :]
+            if (trip := _trip(first, second)) is not None
+            and trip.km >= settings.travel_min_km
+            and trip.speed_kmh > settings.travel_max_kmh
+        ]
+        ip_crossed = len(outside) >= max(settings.ip_outside_min_claims, 1)
+        if not ip_crossed and not travel:
+            continue
+        crossed = [name for name, hit in (("ip_region", ip_crossed), ("travel", bool(travel))) if hit]
+        parts = []
+        if ip_crossed:
+            regions = sorted({str(entry["ip_region"]) for entry in outside})
+            parts.append(f"{len(outside)} claim(s) from networks in {', '.join(regions)}, outside the city")
+        if travel:
+            fastest = max(travel, key=lambda trip: trip.speed_kmh)
+            parts.append(
+                f"claims {fastest.km:.1f} km apart within {fastest.seconds / 60:.1f} minutes "
+                f"({fastest.speed_kmh} km/h)"
+            )
+            figure, threshold, unit = fastest.speed_kmh, settings.travel_max_kmh, "km_per_hour"
+        else:
+            figure, threshold, unit = len(outside), max(settings.ip_outside_min_claims, 1), "count"
+        findings.append(
+            Finding(
+                rule=Rule.LOCATION_SPOOFING,
+                campaign_id=campaign_id,
+                subject_kind=SubjectKind.PERSON,
+                subject_id=person_id,
+                window=day.isoformat(),
+                figure=figure,
+                threshold=threshold,
+                unit=unit,
+                summary=f"person {person_id} on {day.isoformat()}: {'; '.join(parts)}",
+                evidence={
+                    "person_id": person_id,
+                    "crossed": crossed,
+                    "claim_ids": _listed(claim.voucher_id for claim in claims),
+                    "ip_outside": outside[:MAX_LISTED],
+                    "impossible_travel": [trip.evidence() for trip in travel[:MAX_LISTED]],
+                    "travel_pairs": len(travel),
+                    "travel_max_kmh": settings.travel_max_kmh,
+                    "travel_min_km": settings.travel_min_km,
+                },
+                at=claims[-1].at,
+            )
+        )
+    return findings
+
+
 RULES: tuple[RuleFn, ...] = (
     self_claim_self_redeem,
     threshold_hugging,
@@ -665,6 +814,7 @@ RULES: tuple[RuleFn, ...] = (
     refund_rate,
     device_farm,
     resale_ring,
+    location_spoofing,
 )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from huimin.eligibility.models import ClaimBlockRow
 from huimin.risk import domain
 from huimin.risk.domain import CaseAction, Department, Measure, Rule
 from huimin.risk.models import RiskAlertRow, RiskCaseReferralRow, RiskCaseRow, RiskCaseTransitionRow
@@ -16,6 +17,7 @@ from huimin.risk.service import CaseDetail, Page, WatchEntry
 __all__ = [
     "AlertOut",
     "AlertPage",
+    "BlockOut",
     "CaseDetailOut",
     "CaseIn",
     "CaseOut",
@@ -46,7 +48,10 @@ class StepIn(_In):
     action: CaseAction = Field(description="investigate, dismiss, confirm, refer, sanction, assign, note")
     reason: str = Field(default="", max_length=domain.REASON_MAX_LENGTH)
     department: Department | None = Field(default=None, description="refer: market_regulator or police")
-    measure: Measure | None = Field(default=None, description="sanction of a merchant: suspend or expel")
+    measure: Measure | None = Field(
+        default=None,
+        description="sanction: suspend or expel a merchant; block or block_and_revoke a person or a device",
+    )
     assignee: str | None = Field(default=None, max_length=100, description="assign: who investigates")
 
 
@@ -217,10 +222,39 @@ def _referral_out(row: RiskCaseReferralRow) -> ReferralOut:
     return ReferralOut(department=row.department, referred_at=row.referred_at, referred_by=row.referred_by)
 
 
+class BlockOut(BaseModel):
+    """A person's or device's sanction: blocked from claiming in the campaign, vouchers revoked."""
+
+    block_id: str
+    subject_kind: str
+    subject_id: str
+    measure: str
+    vouchers_revoked: int
+    value_revoked_fen: int
+    blocked_at: datetime
+    blocked_by: str
+    lifted_at: datetime | None
+
+
+def _block_out(row: ClaimBlockRow) -> BlockOut:
+    return BlockOut(
+        block_id=row.id,
+        subject_kind=row.subject_kind,
+        subject_id=row.subject_id,
+        measure=row.measure,
+        vouchers_revoked=row.vouchers_revoked,
+        value_revoked_fen=row.value_revoked_fen,
+        blocked_at=row.blocked_at,
+        blocked_by=row.blocked_by,
+        lifted_at=row.lifted_at,
+    )
+
+
 class CaseDetailOut(CaseOut):
     alerts: list[AlertOut]
     transitions: list[TransitionOut]
     referrals: list[ReferralOut]
+    blocks: list[BlockOut]
     allowed_actions: list[str]
 
 
@@ -230,5 +264,6 @@ def case_detail_out(detail: CaseDetail) -> CaseDetailOut:
         alerts=[alert_out(row) for row in detail.alerts],
         transitions=[_transition_out(row) for row in detail.transitions],
         referrals=[_referral_out(row) for row in detail.referrals],
+        blocks=[_block_out(row) for row in detail.blocks],
         allowed_actions=[action.value for action in detail.allowed],
     )

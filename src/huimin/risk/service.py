@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.audit import service as audit
 from huimin.auth.principals import Permission, Principal, Role, forbidden
+from huimin.eligibility import blocks
 from huimin.eligibility.identity import normalise_phone
+from huimin.eligibility.models import ClaimBlockRow
 from huimin.errors import HuiminError, InvalidInput, NotFound, Problem
 from huimin.kit.clock import Clock, local_datetime, to_local
 from huimin.kit.hashing import KeyedHasher
@@ -30,7 +32,8 @@ from huimin.merchants import service as merchants
 from huimin.merchants.domain import Action, BusinessHours, parse_business_hours
 from huimin.merchants.models import MerchantRow
 from huimin.merchants.service import MerchantSealer
-from huimin.risk import domain
+from huimin.redemptions.models import RedemptionEventRow
+from huimin.risk import domain, sanctions
 from huimin.risk.domain import (
     AlertStatus,
     CaseAction,
@@ -41,6 +44,7 @@ from huimin.risk.domain import (
     RiskSettings,
     SubjectKind,
 )
+from huimin.risk.ip_regions import IpRegion, IpRegionTable
 from huimin.risk.models import (
     RiskAlertRow,
     RiskCaseReferralRow,
@@ -49,7 +53,16 @@ from huimin.risk.models import (
     RiskSettingsRow,
 )
 from huimin.risk.repository import AlertFilter, RiskRepository, ScoreRow
-from huimin.risk.rules import RULES, EventBatch, Identities, MerchantFact, RefundFact, RuleFn, evaluate
+from huimin.risk.rules import (
+    RULES,
+    ClaimFact,
+    EventBatch,
+    Identities,
+    MerchantFact,
+    RefundFact,
+    RuleFn,
+    evaluate,
+)
 
 __all__ = [
     "BATCH_SIZE",
@@ -61,6 +74,7 @@ __all__ = [
     "Source",
     "WatchEntry",
     "campaign_settings",
+    "evaluate_events",
     "get_alert",
     "get_case",
     "list_alerts",
@@ -158,6 +172,7 @@ async def scan_batch(
     cursor.last_id = last_id
     cursor.events += read
     cursor.updated_at = now
+    await repository.forget_evaluated(source.value, up_to=last_id)  # the stream path's keys it passed
     await session.flush()
     return BatchOutcome(source, read, raised, updated, last_id)
 
@@ -174,6 +189,7 @@ async def _claims_batch(
     devices = {claim.device for claim in claims}
     devices_of = await repository.devices_of(persons)
     persons_on = await repository.persons_on(devices)
+    claim_history = await _claims_of_their_days(repository, claims)
     batch = EventBatch(
         claims=claims,
         identities=Identities(
@@ -181,8 +197,48 @@ async def _claims_batch(
             persons_on_device={device: frozenset(found) for device, found in persons_on.items()},
         ),
         settings=await _campaign_settings(repository, {claim.campaign_id for claim in claims}),
+        claim_history=claim_history,
+        ip_regions=await _ip_regions(
+            repository, [*claims, *(claim for found in claim_history.values() for claim in found)]
+        ),
     )
     return batch, len(settled), settled[-1][0]
+
+
+async def _claims_of_their_days(
+    repository: RiskRepository, claims: Sequence[ClaimFact]
+) -> dict[str, list[ClaimFact]]:
+    """The claiming persons' claims on the local days of the new claims, from the database: a day's claims
+    reach the rules in several batches (or stream deliveries), and travel is judged across all of them."""
+    if not claims:
+        return {}
+    first = to_local(min(claim.at for claim in claims)).date()
+    last = to_local(max(claim.at for claim in claims)).date()
+    return await repository.claims_of_persons(
+        {claim.person_id for claim in claims},
+        local_datetime(first, datetime.min.time()),
+        local_datetime(last + timedelta(days=1), datetime.min.time()),
+    )
+
+
+# The IP-region table as last read, per database: re-read only when an import has replaced it
+_IP_TABLES: dict[str, tuple[tuple[int, datetime | None], IpRegionTable]] = {}
+
+
+async def _ip_regions(repository: RiskRepository, claims: Sequence[ClaimFact]) -> dict[str, IpRegion]:
+    """Each of the claims' networks that the IP-region table knows, by longest-prefix match in Python (the
+    table is a few thousand rows: it is read again only when its version has changed)."""
+    prefixes = {claim.ip_prefix for claim in claims if claim.ip_prefix}
+    if not prefixes:
+        return {}
+    database = repository.session.get_bind().engine.url.render_as_string(hide_password=True)
+    version = await repository.ip_regions_version()
+    cached = _IP_TABLES.get(database)
+    if cached is None or cached[0] != version:
+        cached = (version, IpRegionTable(await repository.ip_regions()))
+        _IP_TABLES[database] = cached
+    table = cached[1]
+    return {prefix: region for prefix in prefixes if (region := table.lookup(prefix)) is not None}
 
 
 def _settled(rows: Sequence[tuple[int, datetime, Any]], cutoff: datetime) -> list[tuple[int, datetime, Any]]:
@@ -203,7 +259,11 @@ async def _redemptions_batch(
     )
     if not events:
         return EventBatch(), 0, after
-    relevant = [event for _, _, event in events if event.kind in ("redeemed", "refunded")]
+    # events the stream path evaluated already move the cursor only (claims: `claims_after` says so)
+    done = await repository.evaluated(Source.REDEMPTIONS.value, [event_id for event_id, _, _ in events])
+    relevant = [
+        event for _, _, event in events if event.kind in ("redeemed", "refunded") and event.id not in done
+    ]
     campaigns = {event.campaign_id for event in relevant}
     settings = await _campaign_settings(repository, campaigns)
     merchant_ids = {event.merchant_id for event in relevant}
@@ -270,6 +330,64 @@ async def _redemptions_batch(
         settings=settings,
     )
     return batch, len(events), events[-1][0]
+
+
+# The stream path (huimin.risk.stream): events delivered by id instead of read after the cursor
+
+_NO_SETTLE_LINE = datetime(9000, 1, 1, tzinfo=UTC)  # delivered after their commit: nothing to wait for
+
+
+class _Delivered(RiskRepository):
+    """The repository with the intake's reads narrowed to the delivered events, so that the stream path
+    builds its batch with the very loaders the scanner uses (`_claims_batch`, `_redemptions_batch`)."""
+
+    def __init__(self, session: AsyncSession, event_ids: Collection[int]) -> None:
+        super().__init__(session)
+        self.event_ids = event_ids
+        self.loaded: list[int] = []
+
+    async def claims_after(self, last_id: int, limit: int) -> list[tuple[int, datetime, ClaimFact | None]]:
+        rows = await self.claims_by_ids(self.event_ids)
+        self.loaded = [event_id for event_id, _, _ in rows]
+        return rows
+
+    async def redemption_events_after(self, last_id: int, limit: int) -> Sequence[RedemptionEventRow]:
+        rows = await self.redemption_events_by_ids(self.event_ids)
+        self.loaded = [row.id for row in rows]
+        return rows
+
+
+async def evaluate_events(
+    session: AsyncSession,
+    *,
+    source: Source,
+    event_ids: Collection[int],
+    links: MerchantLinks,
+    clock: Clock,
+    rules: Sequence[RuleFn] = RULES,
+) -> BatchOutcome:
+    """Evaluate these events of one source, delivered by the stream path, and record each as evaluated
+    (`risk_evaluated_events`), in the caller's transaction with their alerts.
+
+    An event evaluated before is skipped, so a redelivery is a no-op: one recorded by an earlier delivery,
+    or one at or below the scanner's cursor (the scanner has passed it). The source's cursor row is
+    locked first, so the stream path and the scanner take turns and never evaluate one event twice."""
+    repository = RiskRepository(session)
+    cursor = await repository.cursor(source.value)
+    ahead = {event_id for event_id in event_ids if event_id > cursor.last_id}
+    fresh = sorted(ahead - await repository.evaluated(source.value, ahead))
+    if not fresh:
+        return BatchOutcome(source, 0, 0, 0, cursor.last_id)
+    delivered = _Delivered(session, fresh)
+    if source is Source.CLAIMS:
+        batch, _, _ = await _claims_batch(delivered, 0, len(fresh), _NO_SETTLE_LINE)
+    else:
+        batch, _, _ = await _redemptions_batch(delivered, 0, len(fresh), _NO_SETTLE_LINE, links)
+    now = clock.now()
+    raised, updated = await _store(repository, evaluate(batch, rules), batch, now)
+    repository.mark_evaluated(source.value, delivered.loaded, path="stream", at=now)  # unknown ids: none
+    await session.flush()
+    return BatchOutcome(source, len(delivered.loaded), raised, updated, max(fresh))
 
 
 def _key(finding: Finding) -> tuple[str, str, str, str, str]:
@@ -503,6 +621,7 @@ class CaseDetail:
     alerts: Sequence[RiskAlertRow]
     transitions: Sequence[RiskCaseTransitionRow]
     referrals: Sequence[RiskCaseReferralRow] = field(default_factory=list)
+    blocks: Sequence[ClaimBlockRow] = field(default_factory=list)  # a person's or device's sanction
 
     @property
     def allowed(self) -> list[CaseAction]:
@@ -628,6 +747,7 @@ async def get_case(session: AsyncSession, *, principal: Principal, case_id: str)
         await repository.alerts_of_case(case.id),
         await repository.transitions(case.id),
         await repository.referrals(case.id),
+        await blocks.blocks_of_case(session, case.id),
     )
 
 
@@ -682,7 +802,9 @@ async def step_case(
 ) -> CaseDetail:
     """One step of a case, recorded with who, when and why. Sanctioning a merchant's case suspends or
     expels the merchant through the merchants service, as the acting principal, in this transaction
-    (expulsion puts it on the dishonest list and asks the money side to freeze and claw back)."""
+    (expulsion puts it on the dishonest list and asks the money side to freeze and claw back).
+    Sanctioning a person's or a device's case blocks it from claiming in the campaign and, with
+    `block_and_revoke`, revokes the unused vouchers (`huimin.risk.sanctions`), in this transaction too."""
     if action is CaseAction.OPEN:
         raise InvalidInput([Problem("action", "a case is opened from alerts")], code="invalid_step")
     principal.require(_STEP_PERMISSIONS[action])
@@ -701,15 +823,21 @@ async def step_case(
     if problems:
         raise InvalidInput(problems, code="invalid_step")
     now = clock.now()
+    block: ClaimBlockRow | None = None
     if action is CaseAction.SANCTION and measure is not None:
-        await merchants.sanction(
-            session,
-            principal=principal,
-            merchant_id=case.subject_id,
-            action=Action.EXPEL if measure is Measure.EXPEL else Action.SUSPEND,
-            reason=f"风险案件 {case.id}: {reason.strip()}",
-            clock=clock,
-        )
+        if SubjectKind(case.subject_kind) is SubjectKind.MERCHANT:
+            await merchants.sanction(
+                session,
+                principal=principal,
+                merchant_id=case.subject_id,
+                action=Action.EXPEL if measure is Measure.EXPEL else Action.SUSPEND,
+                reason=f"风险案件 {case.id}: {reason.strip()}",
+                clock=clock,
+            )
+        else:
+            block = await sanctions.block_subject(
+                session, case=case, measure=measure, principal=principal, reason=reason.strip(), clock=clock
+            )
         case.measure = measure.value
     if action is CaseAction.REFER and department is not None:
         known = {row.department for row in await repository.referrals(case.id)}
@@ -754,6 +882,15 @@ async def step_case(
             "to": after.value,
             "department": None if department is None else department.value,
             "measure": None if measure is None else measure.value,
+            **(
+                {}
+                if block is None
+                else {
+                    "block_id": block.id,
+                    "vouchers_revoked": block.vouchers_revoked,
+                    "value_revoked_fen": block.value_revoked_fen,
+                }
+            ),
         },
     )
     await session.flush()

@@ -85,7 +85,7 @@ def test_step_requirements() -> None:
     assert problems(A.REFER, department=Department.POLICE) == set()
     assert problems(A.SANCTION) == {"measure"}
     assert problems(A.SANCTION, measure=Measure.EXPEL) == set()
-    assert problems(A.SANCTION, subject=SubjectKind.PERSON) == set()  # recorded; no merchant measure
+    assert problems(A.SANCTION, subject=SubjectKind.PERSON) == {"measure"}  # block or block_and_revoke
     assert problems(A.SANCTION, subject=SubjectKind.PERSON, measure=Measure.SUSPEND) == {"measure"}
     assert problems(A.ASSIGN, reason="") == {"assignee"}
     assert problems(A.ASSIGN, reason="", assignee="李强") == set()
