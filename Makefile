@@ -21,12 +21,13 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-# Until the simulated campaign lands (`huimin demo`), the demo loads the Ziyang 2022 campaign into the
-# embedded SQLite database and serves it on http://127.0.0.1:8000.
+# The simulated Ziyang 2022 campaign (`huimin demo`, docs/demo.md) on a fresh embedded SQLite database in
+# var/demo, then the console on http://127.0.0.1:8000/console over that database (Ctrl-C stops it).
+DEMO_DIR := var/demo
 demo: $(STAMP) $(NODE_STAMP)
-	$(BIN)/huimin db upgrade
-	$(BIN)/huimin campaign load campaigns/ziyang-2022.toml
-	$(BIN)/huimin serve
+	$(BIN)/huimin demo --out $(DEMO_DIR)
+	@echo "Console: http://127.0.0.1:8000/console  (accounts above; code: $(BIN)/huimin demo-totp cityadmin)"
+	HUIMIN_DATABASE_URL=sqlite+aiosqlite:///$(DEMO_DIR)/huimin-demo.db $(BIN)/huimin serve
 
 test: $(STAMP) $(NODE_STAMP) lint
 	$(BIN)/pytest

@@ -156,17 +156,66 @@ def demo(
     out: Annotated[Path, typer.Option(help="Where the demo database and summary.json go.")] = Path(
         "var/demo"
     ),
+    fraud_sets: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Times each fraud pattern is planted (the risk rules' recall is measured on them)."
+        ),
+    ] = 3,
+    allocation: Annotated[
+        str,
+        typer.Option(
+            help="static: the campaign file's stock; planner: the next-round planner and offers (docs/allocation.md)."
+        ),
+    ] = "static",
 ) -> None:
-    """Run the Ziyang 2022 campaign June to December on a simulated clock through the real services
-    (so far: residents, rounds, lotteries, merchants, redemptions, invoices, refunds, expiry and recycling;
-    more with each domain that lands). See docs/demo.md."""
+    """Run the Ziyang 2022 campaign June to December on a simulated clock through the real services:
+    residents, rounds and lotteries, merchant onboarding, redemptions, invoices, refunds, expiry and
+    recycling, planted fraud with the risk desk's cases and sanctions, complaints, daily settlement with the
+    bank's answers, the close with the recovery, then the reports. See docs/demo.md."""
     from huimin.simulation.run import run_demo
 
-    summary = asyncio.run(run_demo(residents=residents, merchants=merchants, seed=seed, out=out))
+    if allocation not in ("static", "planner"):
+        raise typer.BadParameter("static or planner", param_hint="--allocation")
+    summary = asyncio.run(
+        run_demo(
+            residents=residents,
+            merchants=merchants,
+            seed=seed,
+            out=out,
+            fraud_sets=fraud_sets,
+            allocation="planner" if allocation == "planner" else "static",
+        )
+    )
     failed = [name for name, ok in summary.get("invariants", {}).items() if not ok]
     if failed:
         err.print(f"invariants failed: {', '.join(failed)}", markup=False)
         raise typer.Exit(1)
+
+
+@app.command("demo-totp")
+def demo_totp(
+    username: Annotated[str, typer.Argument(help="A demo console account (see DIR/sign-ins.json).")],
+    out: Annotated[Path, typer.Option(help="The demo's directory.")] = Path("var/demo"),
+) -> None:
+    """Print the current 6-digit sign-in code of a demo console account, for those without an authenticator
+    app at hand. It reads the demo's own sign-ins.json: real accounts' secrets are never written anywhere."""
+    import json
+
+    import pyotp
+
+    from huimin.simulation.run import SIGN_INS_FILE
+
+    path = out / SIGN_INS_FILE
+    if not path.is_file():
+        raise typer.BadParameter(f"{path} does not exist: run `huimin demo` first", param_hint="--out")
+    accounts = {account["username"]: account for account in json.loads(path.read_text(encoding="utf-8"))}
+    if username not in accounts:
+        raise typer.BadParameter(f"no demo account {username!r}; there are: {', '.join(accounts)}")
+    secret = accounts[username]["totp_secret"]
+    if not secret:
+        raise typer.BadParameter(f"{username} signs in without a code")
+    typer.echo(pyotp.TOTP(secret).now())
 
 
 @db_app.command("upgrade")

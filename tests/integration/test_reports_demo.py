@@ -5,7 +5,6 @@ summary document and the XLSX exports of the same database."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 from openpyxl import load_workbook
 from sqlalchemy import select
@@ -18,17 +17,16 @@ from huimin.ledger import domain as ledger_domain
 from huimin.ledger import service as ledger
 from huimin.reports import exports, service, summary
 from huimin.reports.domain import Dimension
-from huimin.simulation.run import DATABASE_FILE, run_demo
+from huimin.simulation.run import DATABASE_FILE
+from tests.integration.conftest import SmallDemo
 
-RESIDENTS, MERCHANTS, SEED = 40, 20, 7
 CITY_CLERK = Principal.system("test")
 
 
-async def test_the_report_agrees_with_the_demo_and_its_ledger(tmp_path: Path) -> None:
-    expected = await run_demo(
-        residents=RESIDENTS, merchants=MERCHANTS, seed=SEED, out=tmp_path, progress=False
-    )
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / DATABASE_FILE}")
+async def test_the_report_agrees_with_the_demo_and_its_ledger(small_demo: SmallDemo) -> None:
+    """Read-only on the shared small demo's database (the session's `small_demo` fixture)."""
+    expected = small_demo.summary
+    engine = create_engine(f"sqlite+aiosqlite:///{small_demo.out / DATABASE_FILE}")
     sessions = create_sessionmaker(engine)
     try:
         async with unit_of_work(sessions) as session:

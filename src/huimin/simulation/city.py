@@ -41,6 +41,7 @@ Probabilities are floats: they are behaviour, never money.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Iterator
@@ -64,6 +65,8 @@ __all__ = [
     "build_city",
     "build_merchants",
     "gcj02_to_wgs84",
+    "point_in",
+    "recruit",
 ]
 
 DISTRICT_POPULATION: dict[District, int] = {
@@ -248,6 +251,62 @@ def build_city(*, residents: int, seed: int, merchants: int = 0) -> City:
                 )
             )
     return City(seed=seed, residents=tuple(people), merchants=build_merchants(count=merchants, seed=seed))
+
+
+def recruit(
+    rng: random.Random,
+    city: City,
+    *,
+    first_serial: int,
+    home: District | None,
+    count: int,
+    device_id: str | None = None,
+    near: tuple[float, float] | None = None,
+) -> list[Resident]:
+    """`count` more app users after the city's own (serials from `first_serial`): people recruited for
+    something other than their own shopping (the demo's planted fraud). They never try for vouchers on
+    their own (no propensity, no big-ticket plans), are verified and not union members; their ID numbers
+    and phones are new to the city. `device_id` puts them all on one phone; `near` (GCJ-02) places their
+    app's reported location around that point instead of anywhere in `home`."""
+    sampler = _shared_sampler()
+    used_ids = {resident.id_number for resident in city.residents}
+    used_phones = {resident.phone for resident in city.residents}
+    people = []
+    for serial in range(first_serial, first_serial + count):
+        if home is None:
+            gcj02 = (CHENGDU[0] + rng.uniform(-0.05, 0.05), CHENGDU[1] + rng.uniform(-0.05, 0.05))
+        elif near is not None:
+            gcj02 = sampler.near(rng, home, *near)
+        else:
+            gcj02 = sampler.point_in(rng, home)
+        people.append(
+            Resident(
+                serial=serial,
+                app_user_id=f"app-{serial:07d}",
+                id_number=_id_number(rng, home, used_ids),
+                phone=_phone(rng, used_phones),
+                device_id=device_id or f"dev-{rng.getrandbits(64):016x}",
+                real_name_verified=True,
+                union_member=False,
+                home=home,
+                location=Location(gcj02[0], gcj02[1], Crs.GCJ02),
+                propensity=0.0,
+                taste={},
+                wants_car=0,
+                wants_appliances=0,
+            )
+        )
+    return people
+
+
+def point_in(rng: random.Random, district: District) -> tuple[float, float]:
+    """A uniform GCJ-02 point inside `district`, as the geofence places it."""
+    return _shared_sampler().point_in(rng, district)
+
+
+@functools.cache
+def _shared_sampler() -> _Sampler:
+    return _Sampler()
 
 
 def _households(rng: random.Random, residents: int) -> Iterator[list[int]]:

@@ -85,6 +85,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from datetime import time as day_time
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -96,6 +97,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from huimin.allocation import service as allocation
+from huimin.allocation.domain import Limits as AllocationLimits
 from huimin.auth.domain import PartnerKind
 from huimin.auth.service import create_partner, partner_sealer
 from huimin.campaigns import service as campaigns
@@ -105,11 +108,13 @@ from huimin.claims import flows
 from huimin.claims import service as claims
 from huimin.claims.lottery import lottery_sealer
 from huimin.claims.models import LotteryEntryRow, StockMovementRow, VoucherEventRow, VoucherRow
+from huimin.complaints.domain import Category as ComplaintCategory
+from huimin.complaints.models import ComplaintRow
 from huimin.config import Settings
 from huimin.db import create_engine, create_sessionmaker, unit_of_work
 from huimin.eligibility import service as eligibility
-from huimin.eligibility.geofence import Geofence, default_geofence
-from huimin.eligibility.models import UnionMemberRow
+from huimin.eligibility.geofence import Geofence, Location, default_geofence
+from huimin.eligibility.models import ResidentRow, UnionMemberRow
 from huimin.eligibility.schemas import ResidentIn
 from huimin.errors import ConfigurationError, HuiminError
 from huimin.kit.clock import ManualClock, local_datetime, to_local
@@ -125,25 +130,47 @@ from huimin.migrate import upgrade
 from huimin.redemptions import service as redemptions
 from huimin.redemptions.domain import HOLDS_VOUCHER, RedemptionStatus
 from huimin.redemptions.models import RedemptionRow, RefundRow
+from huimin.reports import exports as report_exports
 from huimin.reports import rollup as report_rollup
-from huimin.simulation import spending
+from huimin.reports import summary as report_summary
+from huimin.reports.exports import ExportKind
+from huimin.risk.ip_regions import parse_ip_regions
+from huimin.risk.models import RiskAlertRow, RiskCaseRow
+from huimin.risk.repository import RiskRepository
+from huimin.settlement import reconcile as settlement_reconcile
+from huimin.settlement import service as settlement
+from huimin.settlement.models import SettlementRunRow
+from huimin.simulation import backoffice, fraud, spending
+from huimin.simulation.backoffice import Hotline, RiskDesk, SettlementDesk, Staff
 from huimin.simulation.city import City, Resident, build_city
+from huimin.simulation.fraud import Plant, Purchase
 from huimin.simulation.onboarding import CITY, FINANCE, STEPS, Onboarding, reviewer
 from huimin.simulation.spending import Shop, Shops, Visit
 
-__all__ = ["CAMPAIGN_FILE", "DATABASE_FILE", "PENDING", "SUMMARY_FILE", "campaign_file", "run_demo"]
+__all__ = [
+    "CAMPAIGN_FILE",
+    "DATABASE_FILE",
+    "FRAUD_SETS",
+    "SIGN_INS_FILE",
+    "SUMMARY_FILE",
+    "campaign_file",
+    "run_demo",
+]
 
 CAMPAIGN_FILE = "ziyang-2022.toml"
 SUMMARY_FILE = "summary.json"
 DATABASE_FILE = "huimin-demo.db"
 
-PENDING = (
-    "subsidy_settled_fen",
-    "recovered_fen",
-    "alerts",
-    "cases_confirmed",
-)
-"""Summary keys of parts not built yet (settlement, risk, recovery): null for now."""
+SIGN_INS_FILE = "sign-ins.json"
+FRAUD_SETS = 3  # each pattern of the risk rules planted this many times (docs/demo.md)
+COMPLAINT_ONE_IN = 120  # purchases after which the resident complains about the merchant
+CANNOT_CLAIM_ONE_IN = 60  # sold-out answers after which the resident complains
+SETTLE_AT = day_time(9, 30)  # the settlement desk's morning run (T+1), working days
+BANK_AT = day_time(15, 0)  # the bank's confirmation file, the same afternoon
+RISK_AT = day_time(8, 0)  # the risk desk's morning scan and cases, every day
+PLANNER_FROM_ROUND = 3  # with `--allocation planner`: the first Friday round the planner proposes for
+OFFER_BOOST = (1.5, 1.25)  # assumed: how much likelier a batch shown first (second) is picked
+Allocation = Literal["static", "planner"]
 
 SURGE_CONCURRENCY = 20  # concurrent claim transactions at a release
 MAX_WAVE = 200
@@ -155,8 +182,8 @@ REGISTRATION_CHUNK = 500  # residents registered per transaction (each through r
 # weekly propensity (5-25 %, see `city`) is scaled down evenly when the city would send more everyday
 # requests per round than the budget; lottery entries likewise. Big-ticket shoppers are not scaled: they
 # are what makes the car and appliance batches sell out at the release.
-EVERYDAY_REQUESTS_PER_ROUND = 60  # expected everyday claims per first-come round, at most
-LOTTERY_ENTRIES_PER_ROUND = 30  # expected member entries per lottery, at most
+EVERYDAY_REQUESTS_PER_ROUND = 45  # expected everyday claims per first-come round, at most
+LOTTERY_ENTRIES_PER_ROUND = 25  # expected member entries per lottery, at most
 LOTTERY_ENTRY_SHARE = 0.6  # members who enter a given week, when the budget allows
 NON_MEMBER_ENTRY_SHARE = 0.0005  # non-members who try to enter anyway
 LAUNCH_EAGERNESS = 0.9  # big-ticket shoppers who try at a batch's first release (pent-up demand)
@@ -187,6 +214,8 @@ async def run_demo(
     out: Path,
     database_url: str | None = None,
     progress: bool = True,
+    fraud_sets: int = FRAUD_SETS,
+    allocation: Allocation = "static",
 ) -> dict[str, Any]:
     """Run the whole campaign on a fresh database and write `out/summary.json`; returns the summary.
 
@@ -199,6 +228,8 @@ async def run_demo(
         raise ValueError("the demo needs at least one resident")
     if merchants < 0:
         raise ValueError("the number of merchants cannot be negative")
+    if fraud_sets < 0:
+        raise ValueError("the number of planted fraud sets cannot be negative")
     source, url = _prepare(out, database_url)
     console = Console(quiet=not progress)
     timings: dict[str, float] = {}
@@ -206,7 +237,9 @@ async def run_demo(
         with _phase(
             bars, timings, "city", f"synthetic city of {residents:,} residents and {merchants:,} merchants"
         ):
-            city = build_city(residents=residents, merchants=merchants, seed=seed)
+            city, plants = fraud.plant(
+                build_city(residents=residents, merchants=merchants, seed=seed), seed=seed, sets=fraud_sets
+            )
         with _phase(bars, timings, "database", "database schema"):
             await asyncio.to_thread(upgrade, url)
         engine = create_engine(url)
@@ -216,18 +249,24 @@ async def run_demo(
                     sessions=create_sessionmaker(engine),
                     settings=Settings(database_url=url),
                     city=city,
+                    plants=plants,
                     source=source,
                     seed=seed,
                 )
                 await demo.import_union_list()
+                demo.ordinary_residents = residents
+                demo.allocation = allocation
             with _timed(timings, "campaign"):
                 await demo.walk(bars)
             timings["of which registration"] = demo.registration_seconds
             timings["of which onboarding"] = demo.onboarding_seconds
             timings["of which redemptions"] = demo.redemption_seconds
-            with _phase(bars, timings, "reports", "report rollups"):
+            for kind, seconds in sorted(demo.back_office_seconds.items()):
+                timings[f"of which {kind}"] = seconds
+            with _phase(bars, timings, "reports", "report rollups, the summary report and the XLSX exports"):
                 async with unit_of_work(demo.sessions) as session:
                     await report_rollup.rollup(session, clock=demo.clock)
+                await demo.write_reports(out)
             with _phase(bars, timings, "summary", "summary and invariants"):
                 summary = await demo.summary()
         finally:
@@ -235,7 +274,13 @@ async def run_demo(
     (out / SUMMARY_FILE).write_text(
         json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
+    sign_ins = out / SIGN_INS_FILE
+    sign_ins.write_text(
+        json.dumps(demo.staff.sign_ins(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    sign_ins.chmod(0o600)
     _report(console, summary, timings, out / SUMMARY_FILE)
+    _print_sign_ins(console, demo.staff, out)
     return summary
 
 
@@ -254,6 +299,9 @@ class _Attempt:
     round: RoundRow
     batch: BatchRow
     idempotency_key: str | None = None
+    location: Location | None = None  # None: where the resident's phone usually is
+    plant: Plant | None = None  # a planted scheme's claim (simulation.fraud)
+    purchase: Purchase | None = None  # ... and what its crew member does with the voucher
 
 
 @dataclass(frozen=True)
@@ -288,7 +336,34 @@ class _AfterSale:
     spend: _Spend
 
 
-EventKind = Literal["attempt", "plan", "boundary", "draw", "midnight", "onboard", "spend", "verify", "refund"]
+@dataclass(frozen=True)
+class _Complaint:
+    """A resident's complaint through the app, and once registered, its id."""
+
+    resident_id: str
+    merchant_id: str | None
+    what: tuple[ComplaintCategory, str, str]  # category, text, the department's answer
+    complaint_id: str = ""
+
+
+EventKind = Literal[
+    "attempt",
+    "plan",
+    "boundary",
+    "draw",
+    "midnight",
+    "onboard",
+    "spend",
+    "verify",
+    "refund",
+    "risk",
+    "settle",
+    "bank",
+    "complain",
+    "handle",
+    "close",
+]
+_BACK_OFFICE = frozenset({"risk", "settle", "bank", "complain", "handle", "close"})
 
 
 @dataclass(frozen=True)
@@ -301,6 +376,8 @@ class _Event:
     step: str = ""  # onboarding
     spend: _Spend | None = None
     after_sale: _AfterSale | None = None
+    run_id: str = ""  # a settlement run awaiting the bank
+    complaint: _Complaint | None = None
 
 
 # Same instant: calendar jobs before requests (the release before the first claim at 10:00:00, the draw
@@ -315,6 +392,12 @@ _PRIORITY = {
     "spend": 2,
     "verify": 2,
     "refund": 2,
+    "risk": 1,
+    "settle": 1,
+    "bank": 1,
+    "complain": 2,
+    "handle": 2,
+    "close": 1,
 }
 
 
@@ -331,6 +414,9 @@ class _Tally:
     late_tries: Counter[str] = field(default_factory=Counter)  # outcome of the expired vouchers' tries
     verifications: Counter[str] = field(default_factory=Counter)
     refund_outcomes: Counter[str] = field(default_factory=Counter)
+    scheme_claims: Counter[str] = field(default_factory=Counter)  # planted schemes: pattern/outcome
+    plans_accepted: int = 0  # the planner's proposals accepted (`--allocation planner`)
+    plan_refusals: Counter[str] = field(default_factory=Counter)
 
 
 class _Demo:
@@ -340,13 +426,17 @@ class _Demo:
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
         city: City,
+        plants: tuple[Plant, ...],
         seed: int,
         clock: ManualClock,
         campaign: CampaignRow,
         partner_id: str,
         till_partner_id: str,
+        staff: Staff,
     ) -> None:
         self.sessions = sessions
+        self.plants = plants
+        self.staff = staff
         self.settings = settings
         self.city = city
         self.seed = seed
@@ -384,6 +474,25 @@ class _Demo:
         self.everyday_scale = min(1.0, EVERYDAY_REQUESTS_PER_ROUND / expected)
         members = sum(1 for resident in city.residents if resident.union_member)
         self.entry_share = min(LOTTERY_ENTRY_SHARE, LOTTERY_ENTRIES_PER_ROUND / max(members, 1))
+        # the back office (simulation.backoffice) and the planted fraud (simulation.fraud)
+        self.fridays = {
+            round_.id: index
+            for index, round_ in enumerate(
+                sorted((r for r in campaign.rounds if not _is_lottery(r)), key=lambda r: r.opens_at)
+            )
+        }
+        self.planted: dict[int, list[tuple[Plant, fraud.Claim]]] = defaultdict(list)
+        for plant in plants:
+            self.planted[plant.round_index].extend((plant, claim) for claim in plant.claims)
+        self.shop_of: dict[int, Shop] = {}  # merchant serial -> the active merchant
+        self.settlement = SettlementDesk(sessions, settings, clock, campaign.id, staff)
+        self.risk = RiskDesk(sessions, settings, clock, campaign.id, staff, guilty={})
+        self.hotline = Hotline(sessions, settings, clock, campaign.id, partner_id, staff)
+        self.recovered: int | None = None
+        self.ordinary_residents = len(city.residents)  # before the planted schemes' recruits
+        self.allocation: Allocation = "static"
+        self.back_office_seconds: defaultdict[str, float] = defaultdict(float)
+        self.close_problems: list[str] = []
 
     @classmethod
     async def set_up(
@@ -392,6 +501,7 @@ class _Demo:
         sessions: async_sessionmaker[AsyncSession],
         settings: Settings,
         city: City,
+        plants: tuple[Plant, ...],
         source: str,
         seed: int,
     ) -> _Demo:
@@ -416,15 +526,22 @@ class _Demo:
             )
             campaign = await campaigns.get_campaign(session, campaign_id=loaded.campaign_id)
             await _deposit_budgets(session, campaign, clock)
+            # the operator's offline address table for the location rule (`huimin risk ip-regions import`)
+            await RiskRepository(session).replace_ip_regions(
+                parse_ip_regions(fraud.ip_region_table()), at=clock.now()
+            )
+        staff = await Staff.create(sessions, settings, clock)
         return cls(
             sessions=sessions,
             settings=settings,
             city=city,
+            plants=plants,
             seed=seed,
             clock=clock,
             campaign=campaign,
             partner_id=partner.partner.id,
             till_partner_id=tills.partner.id,
+            staff=staff,
         )
 
     # --- registration ---------------------------------------------------------------------------------
@@ -484,12 +601,26 @@ class _Demo:
             self._push(round_.opens_at, _Event("boundary"))
             self._push(round_.closes_at, _Event("draw" if _is_lottery(round_) else "boundary", round=round_))
         first_day = to_local(self.clock.now()).date()
-        last_day = self.campaign.ends_on + timedelta(days=1)
-        days = (last_day - first_day).days
-        for offset in range(1, days + 1):
-            self._push(
-                local_datetime(first_day + timedelta(days=offset), datetime.min.time()), _Event("midnight")
+        # the calendar runs until the last voucher a claim on the last day could hold has expired, and a
+        # week more for the last invoice checks and payouts; then the campaign is closed
+        validity = max(
+            max(
+                batch.validity_days or 0,
+                ((batch.validity_until or self.campaign.ends_on) - self.campaign.ends_on).days,
             )
+            for batch in self.campaign.batches
+        )
+        last_day = self.campaign.ends_on + timedelta(days=validity + 8)
+        days = (last_day - first_day).days
+        first_settlement = min(round_.opens_at for round_ in self.campaign.rounds)
+        for offset in range(1, days + 1):
+            day = first_day + timedelta(days=offset)
+            self._push(local_datetime(day, datetime.min.time()), _Event("midnight"))
+            if local_datetime(day, RISK_AT) > first_settlement:
+                self._push(local_datetime(day, RISK_AT), _Event("risk"))
+                if spending.is_working_day(day):
+                    self._push(local_datetime(day, SETTLE_AT), _Event("settle"))
+        self._push(local_datetime(last_day, day_time(12)), _Event("close"))
         onboarding = bars.add_task(f"onboarding {len(self.city.merchants):,} merchants", total=len(STEPS))
         task = bars.add_task("campaign 2022-06-01", total=days)
         while self.events:
@@ -500,6 +631,11 @@ class _Demo:
             self.clock.set(at)
             if event.kind in ("spend", "verify", "refund"):
                 await self._at_the_till(event)
+                continue
+            if event.kind in _BACK_OFFICE:
+                started = time.perf_counter()
+                await self._back_office(event)
+                self.back_office_seconds[event.kind] += time.perf_counter() - started
                 continue
             self.stock.clear()  # calendar jobs move stock; read it again before the next wave
             if event.kind == "onboard":
@@ -535,13 +671,14 @@ class _Demo:
                 if (entry := self._plan_entry(rng, round_, batch, resident))
             ]
         else:
-            planned = self._plan_claims(rng, round_)
-        await self._register({attempt.resident for _, attempt in planned})
+            planned = await self._plan_claims(rng, round_)
+        await self._register({attempt.resident for _, attempt in planned} | self._accounts_of_schemes(round_))
         for at, attempt in planned:
             self._push(at, _Event("attempt", attempt=attempt))
 
-    def _plan_claims(self, rng: random.Random, round_: RoundRow) -> list[tuple[datetime, _Attempt]]:
+    async def _plan_claims(self, rng: random.Random, round_: RoundRow) -> list[tuple[datetime, _Attempt]]:
         planned = []
+        wanting: list[tuple[Resident, int]] = []
         batches = [batch for batch in _released(round_) if not batch.members_only]
         everyday = [batch for batch in batches if not batch.big_ticket]
         eagerness = {
@@ -558,10 +695,95 @@ class _Demo:
                 ):
                     planned.append(self._plan_claim(rng, round_, batch, resident, BIG_TICKET_MEAN_SECONDS))
             if rng.random() < resident.propensity * self.everyday_scale:
-                liked = [(batch, self._likes(resident, batch)) for batch in everyday]
-                for batch in _pick(rng, liked, rng.choice((1, 1, 2))):
-                    planned.append(self._plan_claim(rng, round_, batch, resident, SURGE_MEAN_SECONDS))
+                wanting.append((resident, rng.choice((1, 1, 2))))
+        # which everyday batches: by taste, and with the planner (`--allocation planner`) also by the order
+        # the app shows them in (personalised offers); each resident's choice from a stream of its own
+        boosts = await self._offer_boosts(round_, [resident for resident, _ in wanting])
+        for resident, count in wanting:
+            own = random.Random(f"{self.seed}/{round_.code}/{resident.serial}/everyday")  # noqa: S311
+            liked = [
+                (batch, self._likes(resident, batch) * boosts.get((resident.serial, batch.id), 1.0))
+                for batch in everyday
+            ]
+            for batch in _pick(own, liked, count):
+                planned.append(self._plan_claim(own, round_, batch, resident, SURGE_MEAN_SECONDS))
+        return planned + self._plan_schemes(round_, batches)
+
+    async def _offer_boosts(
+        self, round_: RoundRow, residents: list[Resident]
+    ) -> dict[tuple[int, str], float]:
+        """With the planner: the next round's split proposed by the planner and accepted by the city admin
+        (from the round `PLANNER_FROM_ROUND` on, when there are figures to plan from), and the order of
+        each resident's offers as the app would show it at the release (`allocation.service.offers_for`):
+        a resident is assumed `OFFER_BOOST` times likelier to pick a batch shown first or second than
+        their taste alone says. Static allocation: nothing changes."""
+        if self.allocation != "planner":
+            return {}
+        index = self.fridays.get(round_.id, -1)
+        if index >= PLANNER_FROM_ROUND:
+            async with unit_of_work(self.sessions) as session:
+                try:
+                    proposal = await allocation.propose(
+                        session,
+                        principal=self.staff["cityadmin"],
+                        campaign_id=self.campaign.id,
+                        limits=AllocationLimits(),
+                        clock=self.clock,
+                        round_id=round_.id,
+                    )
+                    await allocation.decide(
+                        session,
+                        principal=self.staff["cityadmin"],
+                        plan_id=proposal.id,
+                        accept=True,
+                        clock=self.clock,
+                        note="按测算方案投放",
+                    )
+                    self.tally.plans_accepted += 1
+                except HuiminError as refusal:
+                    self.tally.plan_refusals[refusal.code] += 1
+        await self._register({resident.serial for resident in residents})
+        at_release = ManualClock(round_.opens_at)
+        boosts: dict[tuple[int, str], float] = {}
+        async with self.sessions() as session:
+            for resident in residents:
+                offers = await allocation.offers_for(
+                    session,
+                    partner_id=self.partner_id,
+                    resident_id=self.resident_ids[resident.serial],
+                    clock=at_release,
+                )
+                shown = [offer.batch_id for offer in offers if offer.round_id == round_.id]
+                for rank, batch_id in enumerate(shown[: len(OFFER_BOOST)]):
+                    boosts[(resident.serial, batch_id)] = OFFER_BOOST[rank]
+        return boosts
+
+    def _plan_schemes(self, round_: RoundRow, batches: list[BatchRow]) -> list[tuple[datetime, _Attempt]]:
+        """The planted schemes' claims of this round (simulation.fraud), at the surge like everybody's."""
+        index = self.fridays.get(round_.id, -1)
+        by_code = {batch.code: batch for batch in batches}
+        planned = []
+        for plant, claim in self.planted.get(index, []):
+            batch = by_code.get(claim.batch)
+            if batch is None:
+                continue
+            attempt = _Attempt(
+                "claim",
+                claim.resident,
+                round_,
+                batch,
+                idempotency_key=f"demo-{round_.code}-{claim.resident}-{batch.code}",
+                location=claim.location,
+                plant=plant,
+                purchase=claim.purchase,
+            )
+            planned.append((round_.opens_at + timedelta(seconds=claim.second), attempt))
         return planned
+
+    def _accounts_of_schemes(self, round_: RoundRow) -> set[int]:
+        """App accounts a scheme registers before the round without claiming from them."""
+        index = self.fridays.get(round_.id, -1)
+        return {serial for plant, _ in self.planted.get(index, []) for serial in plant.registered}
 
     def _shops_for(self, resident: Resident, batch: BatchRow) -> bool:
         if (resident.serial, batch.id) in self.given_up:
@@ -665,7 +887,7 @@ class _Demo:
                             resident_id=resident_id,
                             round_id=attempt.round.id,
                             batch_id=attempt.batch.id,
-                            location=resident.location,
+                            location=attempt.location or resident.location,
                             geofence=self.geofence,
                             sealer=self.sealer,
                             clock=self.clock,
@@ -686,10 +908,11 @@ class _Demo:
                 resident_id=resident_id,
                 round_id=attempt.round.id,
                 batch_id=attempt.batch.id,
-                location=resident.location,
+                location=attempt.location or resident.location,
                 geofence=self.geofence,
                 clock=self.clock,
                 idempotency_key=attempt.idempotency_key,
+                client_ip=fraud.ip_of(resident),
             )
             voucher = claimed.voucher
             return self._held(voucher, attempt.round, attempt.resident, attempt.batch)
@@ -715,15 +938,54 @@ class _Demo:
                 self.given_up.add((serial, batch.id))
             return
         self.tally.claim_outcomes[outcome] += 1
+        if attempt.plant is not None:
+            self.tally.scheme_claims[f"{attempt.plant.pattern}/{outcome}"] += 1
         if outcome == "ok":
             self.got[(serial, batch.id)] += 1
             self.stock[(attempt.round.id, batch.id)] -= 1
-            if voucher is not None:
+            if voucher is not None and attempt.plant is not None:
+                self._plan_scheme_purchase(voucher, attempt)
+            elif voucher is not None:
                 self._plan_spending(voucher, after=voucher.claimed_at)
         elif outcome == "limit_reached":
             self.given_up.add((serial, batch.id))
         elif outcome == "sold_out":
             self.tally.sold_out[batch.code].add(attempt.round.code)
+            rng = random.Random(f"{self.seed}/cannot-claim/{attempt.round.code}/{serial}/{batch.code}")  # noqa: S311
+            if rng.randrange(CANNOT_CLAIM_ONE_IN) == 0 and serial in self.resident_ids:
+                complaint = _Complaint(self.resident_ids[serial], None, backoffice.CANNOT_CLAIM)
+                at = self.clock.now() + timedelta(minutes=rng.randrange(30, 360))
+                self._push(at, _Event("complain", complaint=complaint))
+
+    def _plan_scheme_purchase(self, held: _Held, attempt: _Attempt) -> None:
+        """A crew member spends a scheme's voucher as the scheme says: where, when, what basket."""
+        purchase, plant = attempt.purchase, attempt.plant
+        if purchase is None or plant is None or plant.merchant is None:
+            return
+        shop = self.shop_of.get(plant.merchant)
+        if shop is None:
+            return
+        rng = random.Random(f"{held.stream}/scheme")  # noqa: S311 (reproducible behaviour)
+        day = to_local(attempt.round.opens_at).date() + timedelta(days=purchase.day)
+        minute = purchase.minute % (24 * 60)
+        at = local_datetime(day, day_time(minute // 60, minute % 60, rng.randrange(60)))
+        if not held.claimed_at < at < held.valid_until:
+            return
+        threshold = int(self.terms[held.batch.id].threshold)
+        factor = rng.uniform(1.0, 1.04) if purchase.basket == "hug" else rng.uniform(1.2, 1.7)
+        order = max(threshold, round(threshold * factor / 10) * 10)
+        visit = spending.Visit(
+            at=at,
+            shop=shop,
+            terminal=shop.merchant.terminals[0],
+            category=shop.merchant.category,
+            order=Fen(order),
+            discount=Fen(0),
+            refund_at=None
+            if purchase.refund_after_minutes is None
+            else at + timedelta(minutes=purchase.refund_after_minutes, seconds=rng.randrange(60)),
+        )
+        self._push(at, _Event("spend", spend=_Spend(held, visit)))
 
     async def _draw(self, round_: RoundRow) -> None:
         async with unit_of_work(self.sessions) as session:
@@ -768,7 +1030,9 @@ class _Demo:
                         MerchantRow.campaign_id == self.campaign.id, MerchantRow.status == "active"
                     )
                 )
-                self.shops = Shops(Shop(by_code[code], merchant_id) for merchant_id, code in active)
+                shops = [Shop(by_code[code], merchant_id) for merchant_id, code in active]
+                self.shops = Shops(shops)
+                self.shop_of = {shop.merchant.serial: shop for shop in shops}
         self.onboarding_seconds += time.perf_counter() - started
 
     def _plan_spending(self, held: _Held, *, after: datetime) -> None:
@@ -883,6 +1147,15 @@ class _Demo:
                 self._push(visit.verify_at, _Event("verify", after_sale=after_sale))
             elif visit.refund_at is not None:
                 self._push(visit.refund_at, _Event("refund", after_sale=after_sale))
+            rng = random.Random(f"{held.stream}/complaint")  # noqa: S311 (reproducible behaviour)
+            if rng.randrange(COMPLAINT_ONE_IN) == 0:
+                complaint = _Complaint(
+                    self.resident_ids[held.resident],
+                    visit.shop.merchant_id,
+                    rng.choice(backoffice.COMPLAINTS),
+                )
+                at = self.clock.now() + timedelta(minutes=rng.randrange(60, 48 * 60))
+                self._push(at, _Event("complain", complaint=complaint))
 
     async def _verify(self, after_sale: _AfterSale) -> None:
         """The county commerce department of the merchant's jurisdiction checks the invoices (seed 六(八))."""
@@ -930,6 +1203,101 @@ class _Demo:
             held = after_sale.spend.held
             self._plan_spending(replace(held, stream=f"{held.stream}/again"), after=self.clock.now())
 
+    # --- the back office --------------------------------------------------------------------------------
+
+    async def _back_office(self, event: _Event) -> None:
+        if event.kind == "risk":
+            self.risk.guilty = await self._guilty()
+            await self.risk.morning()
+        elif event.kind == "settle":
+            run_id = await self.settlement.prepare_and_approve()
+            if run_id is not None:
+                self._push(
+                    local_datetime(to_local(self.clock.now()).date(), BANK_AT), _Event("bank", run_id=run_id)
+                )
+        elif event.kind == "bank":
+            await self.settlement.bank_answers(event.run_id)
+        elif event.kind == "complain" and event.complaint is not None:
+            complaint = event.complaint
+            complaint_id = await self.hotline.register(
+                resident_id=complaint.resident_id, complaint=complaint.what, merchant_id=complaint.merchant_id
+            )
+            if complaint_id is not None:
+                rng = random.Random(f"{self.seed}/complaint/{complaint_id[-6:]}")  # noqa: S311
+                day = spending.next_working_day(to_local(self.clock.now()).date())
+                at = local_datetime(day, day_time(9)) + timedelta(minutes=rng.randrange(8 * 60))
+                self._push(at, _Event("handle", complaint=replace(complaint, complaint_id=complaint_id)))
+        elif event.kind == "handle" and event.complaint is not None:
+            await self.hotline.handle(event.complaint.complaint_id, event.complaint.what[2])
+        elif event.kind == "close":
+            await self._close()
+
+    async def _close(self) -> None:
+        """The campaign's close (seed 五(四)): once every voucher has expired or been spent and the last
+        payouts are confirmed, the operator requests the recovery and finance approves it. A blocker (a
+        payout the bank refused on the last run) is settled on the next working day, and tried again."""
+        day = to_local(self.clock.now()).date()
+        for _ in range(10):
+            try:
+                self.recovered = await self.settlement.recover()
+                self.close_problems = []
+                return
+            except HuiminError as refusal:
+                self.close_problems = [str(refusal)]
+            day = spending.next_working_day(day)
+            self.clock.set(local_datetime(day, SETTLE_AT))
+            run_id = await self.settlement.prepare_and_approve()
+            if run_id is not None:
+                self.clock.set(local_datetime(day, BANK_AT))
+                await self.settlement.bank_answers(run_id)
+
+    async def _guilty(self) -> dict[tuple[str, str], str]:
+        """Who the planted schemes are, as the risk alerts name them: merchant ids, person ids, device
+        digests (the investigators' ground truth)."""
+        guilty: dict[tuple[str, str], str] = {}
+        persons = {
+            self.resident_ids[plant.person]
+            for plant in self.plants
+            if plant.person is not None and plant.person in self.resident_ids
+        }
+        person_of: dict[str, str] = {}
+        if persons:
+            async with self.sessions() as session:
+                rows = await session.execute(
+                    select(ResidentRow.id, ResidentRow.person_id).where(ResidentRow.id.in_(persons))
+                )
+                person_of = {resident_id: person_id for resident_id, person_id in rows}
+        for plant in self.plants:
+            if plant.subject == "merchant" and plant.merchant in self.shop_of:
+                guilty[("merchant", self.shop_of[plant.merchant].merchant_id)] = plant.pattern
+            elif plant.subject == "person" and plant.person in self.resident_ids:
+                person = person_of.get(self.resident_ids[plant.person])
+                if person is not None:
+                    guilty[("person", person)] = plant.pattern
+            elif plant.subject == "device" and plant.device is not None:
+                guilty[("device", self.settings.hasher.digest("device", plant.device))] = plant.pattern
+        return guilty
+
+    async def write_reports(self, out: Path) -> None:
+        """What the city gets at the end: the summary report (HTML and PDF) and every XLSX export."""
+        reports = out / "reports"
+        reports.mkdir(parents=True, exist_ok=True)
+        async with unit_of_work(self.sessions) as session:
+            stem, html, pdf = await report_summary.render(
+                session, campaign_id=self.campaign.id, clock=self.clock
+            )
+            (reports / f"{stem}.html").write_text(html, encoding="utf-8")
+            (reports / f"{stem}.pdf").write_bytes(pdf)
+            for kind in ExportKind:
+                made = await report_exports.export(
+                    session,
+                    principal=self.staff["finance"],
+                    campaign_id=self.campaign.id,
+                    kind=kind,
+                    clock=self.clock,
+                )
+                (reports / made.file_name).write_bytes(made.content)
+
     # --- the summary ----------------------------------------------------------------------------------
 
     async def summary(self) -> dict[str, Any]:
@@ -941,15 +1309,35 @@ class _Demo:
         tally = self.tally
         rounds = self.campaign.rounds
         lottery_rounds = sum(1 for round_ in rounds if _is_lottery(round_))
-        summary: dict[str, Any] = dict.fromkeys(PENDING)
+        back_office = await _back_office_summary(self)
+        async with self.sessions() as session:
+            holders = await session.scalar(select(func.count(func.distinct(VoucherRow.person_id))))
+            spenders = await session.scalar(
+                select(func.count(func.distinct(VoucherRow.person_id))).where(
+                    VoucherRow.id.in_(
+                        select(RedemptionRow.voucher_id).where(
+                            RedemptionRow.status.in_(
+                                [
+                                    status.value
+                                    for status in HOLDS_VOUCHER
+                                    if status is not RedemptionStatus.CLAWED_BACK
+                                ]
+                            )
+                        )
+                    )
+                )
+            )
+        summary: dict[str, Any] = back_office
         summary.update(
             {
-                "pending": list(PENDING),
                 "seed": self.seed,
                 "campaign": self.campaign.code,
-                "residents": len(self.city.residents),
+                "residents": self.ordinary_residents,
+                "fraud_recruits": len(self.city.residents) - self.ordinary_residents,
                 "residents_registered": len(self.resident_ids),
-                "residents_by_district": self.city.by_district(),
+                "residents_by_district": replace(
+                    self.city, residents=self.city.residents[: self.ordinary_residents]
+                ).by_district(),
                 "union_members": sum(1 for resident in self.city.residents if resident.union_member),
                 "rounds": len(rounds),
                 "lottery_rounds": lottery_rounds,
@@ -974,6 +1362,8 @@ class _Demo:
                 "merchants_invited": sales.merchants_invited,
                 "merchants_rejected": sales.merchants_by_status.get("county_rejected", 0),
                 "merchants_active": sales.merchants_by_status.get("active", 0),
+                "merchants_suspended": sales.merchants_by_status.get("suspended", 0),
+                "merchants_expelled": sales.merchants_by_status.get("expelled", 0),
                 "merchants_active_by_jurisdiction": sales.active_by_jurisdiction,
                 "merchants_active_by_category": sales.active_by_category,
                 "redemptions_attempted": sum(tally.redemption_outcomes.values()),
@@ -986,6 +1376,12 @@ class _Demo:
                     code: sales.redeemed_by_batch.get(code, 0) for code in facts.batch_codes
                 },
                 "redemption_rate": _ratio(sales.redeemed, facts.vouchers, places=4),
+                "persons_with_vouchers": int(holders or 0),
+                "persons_who_redeemed": int(spenders or 0),
+                "persons_who_redeemed_share": _ratio(int(spenders or 0), int(holders or 0), places=4),
+                "allocation": self.allocation,
+                "allocation_plans_accepted": tally.plans_accepted,
+                "allocation_plan_refusals": dict(sorted(tally.plan_refusals.items())),
                 "consumption_driven_fen": sales.consumption,
                 "subsidy_fen": sales.subsidy_confirmed + sales.subsidy_pending,
                 "subsidy_confirmed_fen": sales.subsidy_confirmed,
@@ -1003,11 +1399,143 @@ class _Demo:
                 "ledger_checks": ledger_checks,
                 "invariants": facts.invariants(
                     lotteries_verified=tally.lotteries_verified == tally.draws == lottery_rounds,
-                    more={**sales.checks, "ledger_checks": ledger_report.ok},
+                    more={**sales.checks, "ledger_checks": ledger_report.ok, **back_office.pop("checks")},
                 ),
             }
         )
         return summary
+
+
+async def _back_office_summary(demo: _Demo) -> dict[str, Any]:
+    """Settlement, recovery, risk and complaints at the end, with their checks."""
+    campaign_id = demo.campaign.id
+    sealer = MerchantSealer.from_settings(demo.settings).bank_account
+    async with demo.sessions() as session:
+        statement = await settlement.statement(
+            session, principal=demo.staff["finance"], campaign_id=campaign_id
+        )
+        alerts = (
+            await session.execute(
+                select(RiskAlertRow.rule, RiskAlertRow.subject_kind, RiskAlertRow.subject_id).where(
+                    RiskAlertRow.campaign_id == campaign_id
+                )
+            )
+        ).all()
+        case_statuses = Counter(
+            (
+                await session.scalars(
+                    select(RiskCaseRow.status).where(RiskCaseRow.campaign_id == campaign_id)
+                )
+            ).all()
+        )
+        complaint_statuses = Counter(
+            (
+                await session.scalars(
+                    select(ComplaintRow.status).where(ComplaintRow.campaign_id == campaign_id)
+                )
+            ).all()
+        )
+        days = sorted(
+            set(
+                (
+                    await session.scalars(
+                        select(SettlementRunRow.business_day).where(
+                            SettlementRunRow.campaign_id == campaign_id
+                        )
+                    )
+                ).all()
+            )
+        )
+        reconciled = [
+            (
+                await settlement_reconcile.reconcile(
+                    session,
+                    principal=demo.staff["finance"],
+                    day=day,
+                    sealer=sealer,
+                    campaign_code=demo.campaign.code,
+                )
+            ).clean
+            for day in days
+        ]
+    guilty = await demo._guilty()
+    detection = _detection(demo.plants, guilty, alerts)
+    confirmed = sum(case_statuses.get(status, 0) for status in ("confirmed", "referred", "sanctioned"))
+    unused = sum(int(funder.unused) for funder in statement.funders)
+    return {
+        "subsidy_settled_fen": int(statement.subsidy_paid),
+        "recovered_fen": demo.recovered,
+        "settlement": {
+            "runs": demo.settlement.runs,
+            "payouts": dict(sorted(demo.settlement.payouts.items())),
+            "clawed_back_fen": int(statement.clawed_back),
+            "clawed_back_collected_fen": int(statement.clawed_back_collected),
+            "outstanding_fen": int(statement.outstanding),
+            "frozen_fen": int(statement.frozen),
+            "in_transit_fen": int(statement.in_transit),
+            "unused_after_recovery_fen": unused,
+            "by_funder": {
+                funder.funder: {
+                    "deposited_fen": int(funder.deposited),
+                    "to_merchants_fen": int(funder.to_merchants),
+                    "recovered_fen": int(funder.recovered),
+                }
+                for funder in statement.funders
+            },
+            "close_problems": demo.close_problems,
+        },
+        "alerts": len(alerts),
+        "alerts_by_rule": dict(sorted(Counter(rule for rule, _, _ in alerts).items())),
+        "risk_scans": demo.risk.scans,
+        "cases": dict(sorted(demo.risk.cases.items())),
+        "cases_by_status": dict(sorted(case_statuses.items())),
+        "cases_confirmed": confirmed,
+        "fraud_planted": len(demo.plants),
+        "fraud_claims": dict(sorted(demo.tally.scheme_claims.items())),
+        "fraud_detection": detection,
+        "complaints": dict(sorted(demo.hotline.outcomes.items())),
+        "complaints_by_status": dict(sorted(complaint_statuses.items())),
+        "checks": {
+            "settlement_reconciled": all(reconciled),
+            "bank_files_applied": demo.settlement.differences == 0,
+            "campaign_closed_and_recovered": demo.recovered is not None,
+            "nothing_unused_after_recovery": demo.recovered is not None and unused == 0,
+        },
+    }
+
+
+def _detection(plants: tuple[Plant, ...], guilty: dict[tuple[str, str], str], alerts: Any) -> dict[str, Any]:
+    """Per pattern: the planted subjects, those the pattern's own rule raised an alert about (recall), and
+    the alerts about subjects nobody planted anything on (the innocent)."""
+    flagged: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    innocent: Counter[str] = Counter()
+    innocent_merchants = 0
+    merchant_alerts = 0
+    for rule, kind, subject_id in alerts:
+        flagged[rule].add((kind, subject_id))
+        if kind == "merchant":
+            merchant_alerts += 1
+        if (kind, subject_id) not in guilty:
+            innocent[rule] += 1
+            innocent_merchants += kind == "merchant"
+    by_pattern: dict[str, Any] = {}
+    for pattern in fraud.PATTERNS:
+        planted = [subject for subject, planted_as in guilty.items() if planted_as == pattern]
+        found = [subject for subject in planted if subject in flagged[pattern]]
+        by_pattern[pattern] = {
+            "planted": len(planted),
+            "detected": len(found),
+            "recall": _ratio(len(found), len(planted), places=2),
+            "innocent_alerts": innocent.get(pattern, 0),
+        }
+    return {
+        "by_pattern": by_pattern,
+        "plants_without_subject": len(plants) - len(guilty),
+        "innocent_alerts": sum(innocent.values()),
+        "innocent_share": _ratio(sum(innocent.values()), len(alerts), places=4),
+        "innocent_merchant_alerts": innocent_merchants,
+        "innocent_merchant_share": _ratio(innocent_merchants, merchant_alerts, places=4),
+    }
 
 
 def _ratio(numerator: int, denominator: int, *, places: int) -> str | None:
@@ -1072,9 +1600,12 @@ class _Sales:
         ).all()
         holding_statuses = {status.value for status in HOLDS_VOUCHER}
         holding = [row for row in rows if row.status in holding_statuses]
+        # what the campaign achieved: the redemptions it paid for (a clawed-back one's subsidy came back
+        # from the expelled merchant, so it counts as the reports count it: not at all)
+        counted = [row for row in holding if row.status != RedemptionStatus.CLAWED_BACK.value]
         confirmed = (RedemptionStatus.CONFIRMED.value, RedemptionStatus.SETTLED.value)
         by_category: dict[str, dict[str, int]] = {}
-        for row in holding:
+        for row in counted:
             figures = by_category.setdefault(
                 row.category, {"redeemed": 0, "consumption_fen": 0, "subsidy_fen": 0}
             )
@@ -1104,18 +1635,18 @@ class _Sales:
             active_by_jurisdiction=dict(sorted(Counter(jurisdiction for jurisdiction, _ in active).items())),
             active_by_category=dict(sorted(Counter(category for _, category in active).items())),
             by_status=dict(sorted(Counter(row.status for row in rows).items())),
-            redeemed=len(holding),
-            redeemed_by_batch=dict(Counter(codes[row.batch_id] for row in holding)),
-            consumption=sum(_net_payable(row) for row in holding),
+            redeemed=len(counted),
+            redeemed_by_batch=dict(Counter(codes[row.batch_id] for row in counted)),
+            consumption=sum(_net_payable(row) for row in counted),
             subsidy_confirmed=sum(
-                row.subsidy_fen - row.subsidy_returned_fen for row in holding if row.status in confirmed
+                row.subsidy_fen - row.subsidy_returned_fen for row in counted if row.status in confirmed
             ),
             subsidy_pending=sum(
                 row.subsidy_fen
-                for row in holding
+                for row in counted
                 if row.status == RedemptionStatus.PENDING_VERIFICATION.value
             ),
-            merchant_discounts=sum(row.merchant_discount_fen for row in holding),
+            merchant_discounts=sum(row.merchant_discount_fen for row in counted),
             by_category=dict(sorted(by_category.items())),
             refunds={
                 "count": len(refunds),
@@ -1188,9 +1719,16 @@ class _Facts:
         expired = await session.scalar(
             select(func.count()).select_from(VoucherEventRow).where(VoucherEventRow.kind == "expired")
         )
-        recycled = await session.scalar(
-            select(func.count()).select_from(VoucherRow).where(VoucherRow.status == "recycled")
+        # `recycled`: back into a later round's stock, or (event `recovered`) back to the funders at the close
+        recovered = await session.scalar(
+            select(func.count()).select_from(VoucherEventRow).where(VoucherEventRow.kind == "recovered")
         )
+        recycled = (
+            await session.scalar(
+                select(func.count()).select_from(VoucherRow).where(VoucherRow.status == "recycled")
+            )
+            or 0
+        ) - (recovered or 0)
         winners = await session.scalar(
             select(func.count()).select_from(LotteryEntryRow).where(LotteryEntryRow.won.is_(True))
         )
@@ -1357,6 +1895,24 @@ def _redacted(sessions: async_sessionmaker[AsyncSession]) -> str:
     return "the database" if bind is None else bind.url.render_as_string(hide_password=True)
 
 
+def _print_sign_ins(console: Console, staff: Staff, out: Path) -> None:
+    """How to look at the result in the console: the address and the demo's accounts."""
+    table = Table(title="demo console accounts (this database only)")
+    for column in ("username", "role", "name"):
+        table.add_column(column)
+    for account in staff.accounts.values():
+        table.add_row(account.username, account.role.value, account.display_name)
+    console.print(table)
+    url = f"sqlite+aiosqlite:///{out / DATABASE_FILE}"
+    console.print(
+        f"password for every account: {backoffice.DEMO_PASSWORD}; the 6-digit code: "
+        f"`huimin demo-totp USERNAME --out {out}` (or enrol totp_secret from {out / SIGN_INS_FILE} in an "
+        f"authenticator app)\nserve it: HUIMIN_DATABASE_URL={url} huimin serve, then open "
+        "http://127.0.0.1:8000/console",
+        markup=False,
+    )
+
+
 @contextmanager
 def _progress(console: Console) -> Iterator[Progress]:
     bars = Progress(
@@ -1416,7 +1972,31 @@ def _report(console: Console, summary: dict[str, Any], timings: dict[str, float]
     )
     for name, holds in summary["invariants"].items():
         table.add_row(name, "[green]holds[/green]" if holds else "[red]VIOLATED[/red]")
-    table.add_row("pending (not built yet)", ", ".join(summary["pending"]))
+    detection = summary["fraud_detection"]
+    table.add_row(
+        "fraud planted, recall by pattern",
+        ", ".join(
+            f"{pattern} {found['detected']}/{found['planted']}"
+            for pattern, found in detection["by_pattern"].items()
+            if found["planted"]
+        ),
+    )
+    table.add_row(
+        "alerts, innocent share, cases confirmed",
+        f"{summary['alerts']:,}, {detection['innocent_share']}, {summary['cases_confirmed']:,}",
+    )
+    money = summary["settlement"]
+    table.add_row(
+        "settlement runs, payouts",
+        f"{money['runs']:,}, "
+        + ", ".join(f"{outcome} {count:,}" for outcome, count in money["payouts"].items()),
+    )
+    for key in ("subsidy_settled_fen", "recovered_fen"):
+        table.add_row(key.removesuffix("_fen"), Fen(summary[key] or 0).format())
+    table.add_row("clawed back", Fen(money["clawed_back_fen"]).format())
+    table.add_row(
+        "complaints", ", ".join(f"{outcome} {count:,}" for outcome, count in summary["complaints"].items())
+    )
     console.print(table)
     console.print(
         "timings: "

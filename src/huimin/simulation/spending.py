@@ -50,6 +50,7 @@ __all__ = [
     "Shops",
     "Visit",
     "choose_category",
+    "is_working_day",
     "next_working_day",
     "plan_visit",
     "top_up",
@@ -232,8 +233,12 @@ def next_working_day(day: date) -> date:
     """The first working day after `day` (weekends and the 2022 public holidays are not)."""
     while True:
         day += timedelta(days=1)
-        if day in _WORKED_WEEKENDS or (day.weekday() < 5 and day not in _HOLIDAYS):
+        if is_working_day(day):
             return day
+
+
+def is_working_day(day: date) -> bool:
+    return day in _WORKED_WEEKENDS or (day.weekday() < 5 and day not in _HOLIDAYS)
 
 
 def _minimum(batch: Batch) -> int:
