@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from huimin.audit.models import AuditRecordRow
 from huimin.auth.principals import Principal
+from huimin.claims.models import VoucherRow
 from huimin.cli import app as cli
 from huimin.complaints import service as complaints
 from huimin.complaints.domain import Category
@@ -107,6 +108,7 @@ async def test_the_purge_erases_what_is_no_longer_needed(
         "identifiers": 2,
         "persons_kept": 1,
         "complaints": 1,
+        "claim_places": 2,
         "merchant_phones": 1,
         "bank_accounts_erased": 1,
         "bank_accounts_kept": 0,
@@ -138,6 +140,12 @@ async def test_the_purge_erases_what_is_no_longer_needed(
         assert merchant.bank_account_sealed is not None
         assert SEALER.bank_account.open(merchant.bank_account_sealed) == ""
         assert merchant.bank_account_masked == "622************0123"
+        places = {
+            row.campaign_id: (row.claim_lng, row.claim_lat)
+            for row in await session.scalars(select(VoucherRow))
+        }
+        assert places[campaign_id] == (None, None)  # where the claims were made: gone with the campaign
+        assert None not in places[other_campaign]  # the other campaign is not purged yet
         actions = list(
             await session.scalars(
                 select(AuditRecordRow.action).where(AuditRecordRow.object_id == campaign_id)

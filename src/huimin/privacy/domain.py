@@ -48,6 +48,7 @@ class PurgeReport:
     identifiers: int = 0  # person_identifiers rows deleted
     persons_kept: int = 0  # still taking part in a campaign not purged: kept for now
     complaints: int = 0  # complainants' phone hashes erased
+    claim_places: int = 0  # vouchers whose claim position and client network were erased
     merchant_phones: int = 0  # merchants' sealed contact phones erased
     bank_accounts_erased: int = 0  # merchants with nothing outstanding
     bank_accounts_kept: int = 0  # money still outstanding: the sealed account is kept
@@ -62,6 +63,7 @@ class PurgeReport:
             "identifiers": self.identifiers,
             "persons_kept": self.persons_kept,
             "complaints": self.complaints,
+            "claim_places": self.claim_places,
             "merchant_phones": self.merchant_phones,
             "bank_accounts_erased": self.bank_accounts_erased,
             "bank_accounts_kept": self.bank_accounts_kept,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.campaigns.models import RoundRow
@@ -109,6 +109,21 @@ class PrivacyRepository:
                 ComplaintRow.campaign_id == campaign_id, ComplaintRow.complainant_phone_digest.is_not(None)
             )
             .values(complainant_phone_digest=None)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def erase_claim_places(self, campaign_id: str) -> int:
+        result = await self.session.execute(
+            update(VoucherRow)
+            .where(
+                VoucherRow.campaign_id == campaign_id,
+                or_(
+                    VoucherRow.claim_lng.is_not(None),
+                    VoucherRow.claim_lat.is_not(None),
+                    VoucherRow.claim_ip_prefix.is_not(None),
+                ),
+            )
+            .values(claim_lng=None, claim_lat=None, claim_ip_prefix=None)
         )
         return int(result.rowcount)  # type: ignore[attr-defined]
 

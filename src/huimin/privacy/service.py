@@ -7,6 +7,8 @@ Erased:
   unique to the account; the person's identifier rows (the hashes that link accounts to one natural
   person) are deleted;
 - complaints of the campaign: the complainant's phone hash;
+- vouchers of the campaign: where they were claimed (the ~100 m position and the client's network the
+  location-spoofing rule reads);
 - merchants of the campaign: the sealed contact phone; the sealed settlement account and the sealed
   copies on settled payout lines, once the ledger shows nothing outstanding for the merchant
   (pending, payable, receivable all zero). A merchant that still owes or is owed keeps them.
@@ -106,12 +108,13 @@ async def purge(
                 # sealed empty string stands for "erased"; the masked form stays for the record.
                 merchant.bank_account_sealed = sealer.bank_account.seal("")
 
-    identifiers = complaints = lines = 0
+    identifiers = complaints = lines = places = 0
     if not dry_run:
         for resident_id in residents:
             await repository.erase_resident(resident_id, domain.tombstone(resident_id))
         identifiers = await repository.delete_identifiers(erasable)
         complaints = await repository.erase_complainant_phones(campaign_id)
+        places = await repository.erase_claim_places(campaign_id)
         lines = await repository.erase_settled_line_accounts(campaign_id, settled_merchants)
     report = PurgeReport(
         campaign_id=campaign_id,
@@ -123,6 +126,7 @@ async def purge(
         identifiers=identifiers,
         persons_kept=len(kept),
         complaints=complaints,
+        claim_places=places,
         merchant_phones=phones,
         bank_accounts_erased=erased_accounts,
         bank_accounts_kept=kept_accounts,
