@@ -182,8 +182,8 @@ REGISTRATION_CHUNK = 500  # residents registered per transaction (each through r
 # weekly propensity (5-25 %, see `city`) is scaled down evenly when the city would send more everyday
 # requests per round than the budget; lottery entries likewise. Big-ticket shoppers are not scaled: they
 # are what makes the car and appliance batches sell out at the release.
-EVERYDAY_REQUESTS_PER_ROUND = 45  # expected everyday claims per first-come round, at most
-LOTTERY_ENTRIES_PER_ROUND = 25  # expected member entries per lottery, at most
+EVERYDAY_REQUESTS_PER_ROUND = 35  # expected everyday claims per first-come round, at most
+LOTTERY_ENTRIES_PER_ROUND = 20  # expected member entries per lottery, at most
 LOTTERY_ENTRY_SHARE = 0.6  # members who enter a given week, when the budget allows
 NON_MEMBER_ENTRY_SHARE = 0.0005  # non-members who try to enter anyway
 LAUNCH_EAGERNESS = 0.9  # big-ticket shoppers who try at a batch's first release (pent-up demand)
@@ -626,7 +626,9 @@ class _Demo:
         while self.events:
             at, _, _, event = heapq.heappop(self.events)
             if event.kind == "attempt":
+                started = time.perf_counter()
                 await self._wave(at, event)
+                self.back_office_seconds["claims and entries"] += time.perf_counter() - started
                 continue
             self.clock.set(at)
             if event.kind in ("spend", "verify", "refund"):
@@ -643,12 +645,18 @@ class _Demo:
                 bars.update(onboarding, advance=1)
             elif event.kind == "plan":
                 assert event.round is not None  # noqa: S101 (pushed with its round)
+                started = time.perf_counter()
                 await self._plan(event.round)
+                self.back_office_seconds["planning (with registration)"] += time.perf_counter() - started
             elif event.kind == "draw":
                 assert event.round is not None  # noqa: S101
+                started = time.perf_counter()
                 await self._draw(event.round)
+                self.back_office_seconds["draws"] += time.perf_counter() - started
             elif event.kind == "midnight":
+                started = time.perf_counter()
                 await self._expire()
+                self.back_office_seconds["expiry"] += time.perf_counter() - started
                 redeemed = self.tally.redemption_outcomes["ok"]
                 bars.update(
                     task, advance=1, description=f"campaign {to_local(at):%Y-%m-%d}, {redeemed:,} redemptions"
