@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -233,6 +234,23 @@ def _install_error_handlers(app: FastAPI) -> None:
             {"code": "busy", "message": "the server is busy: retry shortly"},
             status_code=503,
             headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(ConnectionError)  # the database refused or dropped the connection
+    @app.exception_handler(DBAPIError)
+    async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+        if isinstance(error, DBAPIError) and not (
+            error.connection_invalidated or isinstance(error.orig, ConnectionError)
+        ):
+            raise error  # a statement the database refused: a bug, answered as one (500 internal_error)
+        set_error_code(request.scope, "database_unavailable")
+        # PostgreSQL restarting or out of reach: nothing was written (the transaction never committed), so
+        # the client may retry; an idempotent request's retry gets one effect (docs/operations.md).
+        log.warning("database unavailable: %s", type(error).__name__)
+        return JSONResponse(
+            {"code": "database_unavailable", "message": "the database is unavailable: retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "2"},
         )
 
     @app.exception_handler(Exception)
