@@ -2,17 +2,22 @@
 
 A rule recomputes the whole window (a merchant's local day, a local hour, to-date) that the batch's new
 events touch, from the context's history, so that a finding is always complete: the alert it updates
-carries every transaction of the window, not only the ones of the last batch. Rules never read a clock;
-times come from the events. Money is integer fen, shares integer basis points.
+carries every transaction of the window, not only the ones of the last batch. What several rules read
+(each touched merchant's history by local day and hour) is worked out once per batch, by `EventBatch.index`.
+Rules never read a clock; times come from the events. Money is integer fen, shares integer basis points.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from bisect import bisect_left, bisect_right
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
+from itertools import chain, compress
+from operator import not_
 from statistics import median_low
 
 from huimin.kit.clock import to_local
@@ -24,6 +29,7 @@ __all__ = [
     "RULES",
     "ClaimFact",
     "EventBatch",
+    "HistoryIndex",
     "Identities",
     "MerchantFact",
     "MerchantTotals",
@@ -66,7 +72,7 @@ class ClaimFact:
     ip_prefix: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a batch reads a week of them, tens of thousands, row by row
 class RedemptionFact:
     """A redemption (核销) with what the rules need: amounts, the voucher's floors, the claim's district."""
 
@@ -149,6 +155,223 @@ class EventBatch:
     def settings_for(self, campaign_id: str) -> RiskSettings:
         return self.settings.get(campaign_id, DEFAULT_SETTINGS)
 
+    @cached_property
+    def index(self) -> HistoryIndex:
+        """The history read once for every rule of this batch (a batch is not changed once evaluated)."""
+        return HistoryIndex(self)
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY_SECONDS = 86_400
+
+
+def _utc_hour(at: datetime) -> int:
+    return math.floor(at.timestamp()) // 3600
+
+
+def _offset_over(utc_hour: int) -> int | None:
+    """The local UTC offset in whole seconds over one UTC hour; None if it changes within the hour."""
+    start = datetime.fromtimestamp(utc_hour * 3600, UTC)
+    first, last = to_local(start).utcoffset(), to_local(start + timedelta(seconds=3599)).utcoffset()
+    if first is None or first != last or first.microseconds:
+        return None
+    return first.days * _DAY_SECONDS + first.seconds
+
+
+class _LocalClock:
+    """Local wall-clock time of instants as whole seconds since 1970-01-01 00:00 local time: `// 3600` is the
+    local hour, `// 86400` the local day, `// 60 % 1440` the minute of the day.
+
+    `to_local` on every row of a week of history costs more than all the rules together. So the UTC offset
+    is looked up once per UTC hour, and where it does not change over a stretch of time (Asia/Shanghai's
+    has not since 1991) local time is the UTC time shifted by it."""
+
+    def __init__(self) -> None:
+        self._offsets: dict[int, int | None] = {}
+        self._uniform: tuple[int, int, int] | None = None  # (first, last UTC hour, the offset of them all)
+
+    def _offset(self, utc_hour: int) -> int | None:
+        if utc_hour not in self._offsets:
+            self._offsets[utc_hour] = _offset_over(utc_hour)
+        return self._offsets[utc_hour]
+
+    def uniform_offset(self, lo: datetime, hi: datetime) -> int | None:
+        """The offset if it is the same all the way from `lo` to `hi`, else None."""
+        for edge in (lo, hi):
+            if edge.tzinfo is None:
+                to_local(edge)  # refuses naive times, as `to_local` everywhere does
+        first, last = _utc_hour(lo), _utc_hour(hi)
+        if self._uniform is None:
+            offset = self._offset(first)
+            if offset is None:
+                return None
+            self._uniform = (first, first, offset)
+        known_first, known_last, offset = self._uniform
+        if known_first <= first and last <= known_last:
+            return offset
+        beyond = chain(range(first, known_first), range(known_last + 1, last + 1))
+        if any(self._offset(hour) != offset for hour in beyond):
+            return None
+        self._uniform = (min(first, known_first), max(last, known_last), offset)
+        return offset
+
+    def seconds(self, at: datetime) -> int:
+        """One instant's local seconds, exactly (an hour in which the offset changes is converted)."""
+        if at.tzinfo is None:
+            to_local(at)
+        utc = math.floor(at.timestamp())
+        offset = self._offset(utc // 3600)
+        if offset is None:
+            local = to_local(at)
+            day = local.toordinal() - _EPOCH_ORDINAL
+            return day * _DAY_SECONDS + local.hour * 3600 + local.minute * 60 + local.second
+        return utc + offset
+
+
+class _MerchantHistory:
+    """One merchant's history with each row's local time worked out once, and its rows per local hour.
+
+    History comes in time order (the loaders sort it). Then local time only grows along it, and the rows of
+    a local day or hour, or between two instants, are a run found by bisection. Any other order is read
+    row by row, with the same results."""
+
+    def __init__(self, items: Sequence[RedemptionFact], clock: _LocalClock) -> None:
+        self.items = items
+        self._clock = clock
+        offset = clock.uniform_offset(items[0].at, items[-1].at) if items else None
+        if offset is not None:
+            floor = math.floor
+            self._seconds = [floor(item.at.timestamp()) + offset for item in items]
+            # in order, every row lies between the first and the last, where the offset was checked
+            self._monotone = self._seconds == sorted(self._seconds)
+        else:
+            self._monotone = False
+        if not self._monotone:
+            self._seconds = [clock.seconds(item.at) for item in items]
+        self.hour_counts = Counter([second // 3600 for second in self._seconds])
+        self._hours = sorted(self.hour_counts)
+        self._positions: dict[tuple[int, int], Sequence[int]] = {}
+
+    def _between(self, first: int, end: int) -> Sequence[int]:
+        """The positions of the rows from local second `first` to before `end`, in history order."""
+        if (first, end) not in self._positions:
+            if self._monotone:
+                found: Sequence[int] = range(
+                    bisect_left(self._seconds, first), bisect_left(self._seconds, end)
+                )
+            else:
+                found = [p for p, s in enumerate(self._seconds) if first <= s < end]
+            self._positions[first, end] = found
+        return self._positions[first, end]
+
+    def _rows(self, positions: Sequence[int]) -> list[RedemptionFact]:
+        if isinstance(positions, range):
+            return list(self.items[positions.start : positions.stop])
+        return [self.items[position] for position in positions]
+
+    def day_positions(self, day: date) -> Sequence[int]:
+        first = (day.toordinal() - _EPOCH_ORDINAL) * _DAY_SECONDS
+        return self._between(first, first + _DAY_SECONDS)
+
+    def of_day(self, day: date) -> list[RedemptionFact]:
+        return self._rows(self.day_positions(day))
+
+    def of_hour(self, hour: int) -> list[RedemptionFact]:
+        return self._rows(self._between(hour * 3600, hour * 3600 + 3600))
+
+    def minute_of_day(self, position: int) -> int:
+        return self._seconds[position] // 60 % 1440
+
+    def _runs_with_time(self, lo: datetime, hi: datetime) -> bool:
+        """Local time grows with time over the rows and from `lo` to `hi`: a row in a later local second
+        than an instant is later than it, a row in an earlier one is earlier."""
+        if not self._monotone:
+            return False
+        span = (min(lo, self.items[0].at), max(hi, self.items[-1].at))
+        return self._clock.uniform_offset(*span) is not None
+
+    def between(self, since: datetime, until: datetime) -> Sequence[RedemptionFact]:
+        """The rows from `since` to `until`, both included, in history order."""
+        if since > until:
+            return []
+        if not self._runs_with_time(since, until):
+            return [item for item in self.items if since <= item.at <= until]
+        # the rows of the local seconds after `since`'s and before `until`'s are in; the rows of those two
+        # seconds themselves are looked at
+        low, high = self._clock.seconds(since), self._clock.seconds(until)
+        first, last = bisect_left(self._seconds, low), bisect_right(self._seconds, high)
+        inner_first, inner_last = bisect_right(self._seconds, low), bisect_left(self._seconds, high)
+        if inner_first > inner_last:  # `since` and `until` in the same second
+            return [item for item in self.items[first:last] if since <= item.at <= until]
+        head = [item for item in self.items[first:inner_first] if since <= item.at]
+        tail = [item for item in self.items[inner_last:last] if item.at <= until]
+        return [*head, *self.items[inner_first:inner_last], *tail]
+
+    def busy_hours_before(self, hour: int, start: datetime) -> list[int]:
+        """The row counts of the local hours before `hour` that have a row at or after `start`, in order."""
+        before = self._hours[: bisect_left(self._hours, hour)]
+        if not self._runs_with_time(start, start):
+            return [self.hour_counts[h] for h in before if self._busy_since(h, start)]
+        # an hour after the one `start` falls in has only rows after it, an hour before has none: only
+        # the rows of that hour itself are looked at
+        edge = self._clock.seconds(start) // 3600
+        after = bisect_right(before, edge)
+        counts = [self.hour_counts[h] for h in before[after:]]
+        if after and before[after - 1] == edge and self._busy_since(edge, start):
+            counts.insert(0, self.hour_counts[edge])
+        return counts
+
+    def _busy_since(self, hour: int, start: datetime) -> bool:
+        return any(item.at >= start for item in self.of_hour(hour))
+
+
+class HistoryIndex:
+    """What several rules read from one batch, worked out once for all of them: the local days and hours
+    the new redemptions touch, each merchant's history by local hour and day (built when a rule first asks
+    for that merchant), and who shares a device or a phone with anyone else."""
+
+    def __init__(self, batch: EventBatch) -> None:
+        self._batch = batch
+        self._clock = _LocalClock()
+        self._merchants: dict[str, _MerchantHistory] = {}
+
+    def merchant(self, merchant_id: str) -> _MerchantHistory:
+        if merchant_id not in self._merchants:
+            history = self._batch.history.get(merchant_id, ())
+            self._merchants[merchant_id] = _MerchantHistory(history, self._clock)
+        return self._merchants[merchant_id]
+
+    @cached_property
+    def touched_days(self) -> dict[str, set[date]]:
+        """Merchant -> the local days of its new redemptions, merchants in the order they first appear."""
+        days: dict[str, set[date]] = defaultdict(set)
+        for item in self._batch.redemptions:
+            days[item.merchant_id].add(_day(item.at))
+        return days
+
+    @cached_property
+    def touched_hours(self) -> dict[str, dict[str, int]]:
+        """Merchant -> the local hours of its new redemptions ("2022-06-24T10" -> that hour as the local
+        clock's seconds // 3600), merchants in the order they first appear."""
+        hours: dict[str, dict[str, int]] = defaultdict(dict)
+        for item in self._batch.redemptions:
+            hours[item.merchant_id][_hour(item.at)] = self._clock.seconds(item.at) // 3600
+        return hours
+
+    @cached_property
+    def sharing(self) -> frozenset[str]:
+        """The persons of the identities with a device or a phone that another of them has too: only
+        they can be linked to another redeemer."""
+        ids = self._batch.identities
+        found: set[str] = set()
+        for of_person in (ids.devices_of, ids.phones_of):
+            holders = Counter(chain.from_iterable(of_person.values()))
+            shared = {digest for digest, count in holders.items() if count > 1}
+            if shared:
+                sharing = map(not_, map(shared.isdisjoint, of_person.values()))
+                found.update(compress(of_person.keys(), sharing))
+        return frozenset(found)
+
 
 RuleFn = Callable[[EventBatch], list[Finding]]
 
@@ -169,15 +392,8 @@ def _short(digest: str) -> str:
     return digest[:12]  # enough to tell devices apart on screen; the key makes it irreversible
 
 
-def _touched_days(redemptions: Iterable[RedemptionFact]) -> dict[str, set[date]]:
-    days: dict[str, set[date]] = defaultdict(set)
-    for item in redemptions:
-        days[item.merchant_id].add(_day(item.at))
-    return days
-
-
 def _of_day(batch: EventBatch, merchant_id: str, day: date) -> list[RedemptionFact]:
-    return [item for item in batch.history.get(merchant_id, ()) if _day(item.at) == day]
+    return batch.index.merchant(merchant_id).of_day(day)
 
 
 def _jurisdiction(batch: EventBatch, merchant_id: str) -> str | None:
@@ -190,11 +406,24 @@ def hugs(item: RedemptionFact, margin_bp: int) -> bool:
     return any(floor <= item.counted_fen <= floor + floor * margin_bp // 10_000 for floor in item.floors)
 
 
+def _hugging(items: Iterable[RedemptionFact], margin_bp: int) -> list[RedemptionFact]:
+    """The items that `hugs` the margin, each voucher's floors' margins worked out once."""
+    spans_of: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+    found = []
+    for item in items:
+        spans = spans_of.get(item.floors)
+        if spans is None:
+            spans = spans_of[item.floors] = [(f, f + f * margin_bp // 10_000) for f in item.floors]
+        if any(low <= item.counted_fen <= high for low, high in spans):
+            found.append(item)
+    return found
+
+
 def self_claim_self_redeem(batch: EventBatch) -> list[Finding]:
     """自领自核: vouchers spent at a merchant by persons linked to it: a phone that is the merchant's contact
     phone, or a device shared with the person who holds that phone. Per merchant and local day."""
     findings = []
-    for merchant_id, days in _touched_days(batch.redemptions).items():
+    for merchant_id, days in batch.index.touched_days.items():
         merchant = batch.merchants.get(merchant_id)
         if merchant is None or merchant.contact_phone_digest is None:
             continue
@@ -203,7 +432,8 @@ def self_claim_self_redeem(batch: EventBatch) -> list[Finding]:
         owner_devices = frozenset().union(*(batch.identities.devices_of.get(p, frozenset()) for p in owners))
         for day in sorted(days):
             linked: list[dict[str, object]] = []
-            for item in _of_day(batch, merchant_id, day):
+            of_day = _of_day(batch, merchant_id, day)
+            for item in of_day:
                 links = []
                 if phone in batch.identities.phones_of.get(item.person_id, frozenset()):
                     links.append("phone")
@@ -243,7 +473,7 @@ def self_claim_self_redeem(batch: EventBatch) -> list[Finding]:
                         "redemption_count": len(linked),
                         "subsidy_fen": sum(int(str(entry["subsidy_fen"])) for entry in linked),
                     },
-                    at=max(item.at for item in _of_day(batch, merchant_id, day)),
+                    at=max(item.at for item in of_day),
                     jurisdiction=merchant.jurisdiction,
                 )
             )
@@ -254,13 +484,13 @@ def threshold_hugging(batch: EventBatch) -> list[Finding]:
     """金额贴近门槛: on one local day, the share of a merchant's redemptions of threshold vouchers whose amount
     sits just above the threshold (a faked order is made to just qualify)."""
     findings = []
-    for merchant_id, days in _touched_days(batch.redemptions).items():
+    for merchant_id, days in batch.index.touched_days.items():
         for day in sorted(days):
             eligible = [item for item in _of_day(batch, merchant_id, day) if item.floors]
             if not eligible:
                 continue
             settings = batch.settings_for(eligible[0].campaign_id)
-            hugging = [item for item in eligible if hugs(item, settings.hug_margin_bp)]
+            hugging = _hugging(eligible, settings.hug_margin_bp)
             share = len(hugging) * 10_000 // len(eligible)
             if len(eligible) < settings.hug_min_redemptions or share < settings.hug_share_bp:
                 continue
@@ -296,15 +526,17 @@ def split_orders(batch: EventBatch) -> list[Finding]:
     """拆单: one person at one merchant, several purchases in a row each just meeting a floor, each within
     `split_window_minutes` of the previous one (one purchase split to use several vouchers)."""
     findings = []
-    for merchant_id, days in _touched_days(batch.redemptions).items():
+    for merchant_id, days in batch.index.touched_days.items():
         for day in sorted(days):
             by_person: dict[str, list[RedemptionFact]] = defaultdict(list)
             for item in _of_day(batch, merchant_id, day):
                 by_person[item.person_id].append(item)
             for person_id, items in sorted(by_person.items()):
                 settings = batch.settings_for(items[0].campaign_id)
+                if len(items) < max(settings.split_min_orders, 2):
+                    continue  # the run is a part of the person's orders
                 run = _longest_run(
-                    [item for item in items if hugs(item, settings.hug_margin_bp)],
+                    _hugging(items, settings.hug_margin_bp),
                     timedelta(minutes=settings.split_window_minutes),
                 )
                 if len(run) < max(settings.split_min_orders, 2):
@@ -353,26 +585,19 @@ def velocity(batch: EventBatch) -> list[Finding]:
     """核销频次异常: redemptions in one local clock hour far above the merchant's own baseline, the median of
     its busy hours (hours with any redemption) over the trailing days."""
     findings = []
-    hours: dict[str, set[str]] = defaultdict(set)
-    for item in batch.redemptions:
-        hours[item.merchant_id].add(_hour(item.at))
-    for merchant_id, touched in hours.items():
+    for merchant_id, touched in batch.index.touched_hours.items():
         history = batch.history.get(merchant_id, ())
         if not history:
             continue
         settings = batch.settings_for(history[0].campaign_id)
-        counts: dict[str, list[RedemptionFact]] = defaultdict(list)
-        for item in history:
-            counts[_hour(item.at)].append(item)
+        view = batch.index.merchant(merchant_id)
         for hour in sorted(touched):
-            in_hour = counts.get(hour, [])
+            in_hour = view.of_hour(touched[hour])
             if not in_hour:
                 continue
             start = in_hour[0].at - timedelta(days=settings.velocity_baseline_days)
-            baseline_hours = sorted(
-                {_hour(item.at) for item in history if start <= item.at and _hour(item.at) < hour}
-            )
-            baseline = median_low([len(counts[h]) for h in baseline_hours]) if baseline_hours else 0
+            baseline_counts = view.busy_hours_before(touched[hour], start)
+            baseline = median_low(baseline_counts) if baseline_counts else 0
             limit = max(
                 settings.velocity_min_per_hour,
                 settings.velocity_factor * max(baseline, settings.velocity_baseline_floor),
@@ -393,7 +618,7 @@ def velocity(batch: EventBatch) -> list[Finding]:
                     f"has {baseline}",
                     evidence={
                         "baseline_median": baseline,
-                        "baseline_hours": len(baseline_hours),
+                        "baseline_hours": len(baseline_counts),
                         "baseline_days": settings.velocity_baseline_days,
                         "factor": settings.velocity_factor,
                         "redemption_ids": _listed(item.redemption_id for item in in_hour),
@@ -407,9 +632,7 @@ def velocity(batch: EventBatch) -> list[Finding]:
     return findings
 
 
-def _closed(hours: BusinessHours, at: datetime, grace: int) -> bool:
-    local = to_local(at)
-    minute = local.hour * 60 + local.minute
+def _closed(hours: BusinessHours, minute: int, grace: int) -> bool:
     # open within `grace` minutes of any opening hour: a till closing up late is not fraud
     return not any(hours.is_open_at((minute + shift) % 1440) for shift in (-grace, 0, grace))
 
@@ -418,16 +641,17 @@ def off_hours(batch: EventBatch) -> list[Finding]:
     """非营业时间核销: redemptions while the merchant is closed by its own declared business hours (local
     time), beyond a grace at opening and closing; per merchant and local day."""
     findings = []
-    for merchant_id, days in _touched_days(batch.redemptions).items():
+    for merchant_id, days in batch.index.touched_days.items():
         merchant = batch.merchants.get(merchant_id)
         if merchant is None or merchant.hours is None:
             continue
         settings = batch.settings_for(merchant.campaign_id)
+        view = batch.index.merchant(merchant_id)
         for day in sorted(days):
             outside = [
-                item
-                for item in _of_day(batch, merchant_id, day)
-                if _closed(merchant.hours, item.at, settings.off_hours_grace_minutes)
+                view.items[position]
+                for position in view.day_positions(day)
+                if _closed(merchant.hours, view.minute_of_day(position), settings.off_hours_grace_minutes)
             ]
             if len(outside) < max(settings.off_hours_min_redemptions, 1):
                 continue
@@ -469,8 +693,13 @@ def refund_soon(batch: EventBatch) -> list[Finding]:
             continue
         settings = batch.settings_for(refunds[0].campaign_id)
         limit = timedelta(minutes=settings.refund_soon_minutes)
+        refund_days = [_day(r.at) for r in refunds]
         for day in sorted(days):
-            quick = [r for r in refunds if _day(r.at) == day and r.at - r.redeemed_at <= limit]
+            quick = [
+                r
+                for r, refund_day in zip(refunds, refund_days, strict=True)
+                if refund_day == day and r.at - r.redeemed_at <= limit
+            ]
             if len(quick) < max(settings.refund_soon_min_refunds, 1):
                 continue
             findings.append(
@@ -610,13 +839,13 @@ def resale_ring(batch: EventBatch) -> list[Finding]:
             continue
         settings = batch.settings_for(merchant.campaign_id)
         since = until - timedelta(days=settings.ring_window_days)
-        recent = [item for item in history if since <= item.at <= until]
+        recent = batch.index.merchant(merchant_id).between(since, until)
         redeemers = {item.person_id for item in recent}
         if len(redeemers) < max(settings.ring_min_redeemers, 1):
             continue
         device_owners: dict[str, set[str]] = defaultdict(set)
         phone_owners: dict[str, set[str]] = defaultdict(set)
-        for person in redeemers:
+        for person in redeemers & batch.index.sharing:  # no one else has the others' devices and phones
             for device in ids.devices_of.get(person, frozenset()):
                 device_owners[device].add(person)
             for phone in ids.phones_of.get(person, frozenset()):
@@ -626,6 +855,7 @@ def resale_ring(batch: EventBatch) -> list[Finding]:
         far = {item.person_id for item in recent if item.claim_district != merchant.district}
         linked_share = len(linked) * 10_000 // len(redeemers)
         far_share = len(far) * 10_000 // len(redeemers)
+        flagged = linked | far
         if linked_share >= settings.ring_linked_share_bp:
             figure, threshold, what = linked_share, settings.ring_linked_share_bp, "linked"
         elif far_share >= settings.ring_far_share_bp:
@@ -657,7 +887,7 @@ def resale_ring(batch: EventBatch) -> list[Finding]:
                     },
                     "merchant_district": merchant.district,
                     "redemption_ids": _listed(
-                        item.redemption_id for item in recent if item.person_id in linked | far
+                        item.redemption_id for item in recent if item.person_id in flagged
                     ),
                 },
                 at=until,
