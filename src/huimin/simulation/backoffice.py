@@ -237,7 +237,6 @@ class RiskDesk:
     person_measure: Measure = Measure.BLOCK_AND_REVOKE  # persons and devices: blocked, vouchers revoked
     cases: Counter[str] = field(default_factory=Counter)  # outcomes: dismissed, confirmed, sanctioned
     sanctioned: set[tuple[str, str]] = field(default_factory=set)
-    first_alert: dict[tuple[str, str], str] = field(default_factory=dict)  # subject -> first alert's rule
     scans: int = 0
     events: int = 0
 
@@ -262,7 +261,6 @@ class RiskDesk:
         for alert in open_alerts:
             by_subject[(alert.subject_kind, alert.subject_id)].append(alert)
         for subject, alerts in sorted(by_subject.items()):
-            self.first_alert.setdefault(subject, alerts[0].rule)
             await self._case(subject, alerts)
 
     async def _case(self, subject: tuple[str, str], alerts: list[RiskAlertRow]) -> None:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -445,7 +444,3 @@ def plant(city: City, *, seed: int, sets: int) -> tuple[City, tuple[Plant, ...]]
         for pattern in PATTERNS:
             getattr(planter, pattern)(number)
     return planter.result(), tuple(planter.plants)
-
-
-def subjects(plants: Sequence[Plant], pattern: str) -> list[Plant]:
-    return [plant for plant in plants if plant.pattern == pattern]

@@ -252,10 +252,10 @@ async def run_demo(
                     plants=plants,
                     source=source,
                     seed=seed,
+                    ordinary_residents=residents,
+                    allocation=allocation,
                 )
                 await demo.import_union_list()
-                demo.ordinary_residents = residents
-                demo.allocation = allocation
             with _timed(timings, "campaign"):
                 await demo.walk(bars)
             timings["of which registration"] = demo.registration_seconds
@@ -427,6 +427,8 @@ class _Demo:
         settings: Settings,
         city: City,
         plants: tuple[Plant, ...],
+        ordinary_residents: int,
+        allocation: Allocation,
         seed: int,
         clock: ManualClock,
         campaign: CampaignRow,
@@ -489,8 +491,8 @@ class _Demo:
         self.risk = RiskDesk(sessions, settings, clock, campaign.id, staff, guilty={})
         self.hotline = Hotline(sessions, settings, clock, campaign.id, partner_id, staff)
         self.recovered: int | None = None
-        self.ordinary_residents = len(city.residents)  # before the planted schemes' recruits
-        self.allocation: Allocation = "static"
+        self.ordinary_residents = ordinary_residents  # the city before the planted schemes' recruits
+        self.allocation = allocation
         self.back_office_seconds: defaultdict[str, float] = defaultdict(float)
         self.close_problems: list[str] = []
 
@@ -504,6 +506,8 @@ class _Demo:
         plants: tuple[Plant, ...],
         source: str,
         seed: int,
+        ordinary_residents: int,
+        allocation: Allocation,
     ) -> _Demo:
         """Load the campaign and create the payment app's partner key, on 2022-06-01 00:00 local."""
         clock = ManualClock(local_datetime(date(2022, 6, 1), datetime.min.time()))
@@ -536,6 +540,8 @@ class _Demo:
             settings=settings,
             city=city,
             plants=plants,
+            ordinary_residents=ordinary_residents,
+            allocation=allocation,
             seed=seed,
             clock=clock,
             campaign=campaign,
@@ -1215,7 +1221,7 @@ class _Demo:
 
     async def _back_office(self, event: _Event) -> None:
         if event.kind == "risk":
-            self.risk.guilty = await self._guilty()
+            self.risk.guilty = await self.guilty()
             await self.risk.morning()
         elif event.kind == "settle":
             run_id = await self.settlement.prepare_and_approve()
@@ -1259,7 +1265,7 @@ class _Demo:
                 self.clock.set(local_datetime(day, BANK_AT))
                 await self.settlement.bank_answers(run_id)
 
-    async def _guilty(self) -> dict[tuple[str, str], str]:
+    async def guilty(self) -> dict[tuple[str, str], str]:
         """Who the planted schemes are, as the risk alerts name them: merchant ids, person ids, device
         digests (the investigators' ground truth)."""
         guilty: dict[tuple[str, str], str] = {}
@@ -1466,7 +1472,7 @@ async def _back_office_summary(demo: _Demo) -> dict[str, Any]:
             ).clean
             for day in days
         ]
-    guilty = await demo._guilty()
+    guilty = await demo.guilty()
     detection = _detection(demo.plants, guilty, alerts)
     confirmed = sum(case_statuses.get(status, 0) for status in ("confirmed", "referred", "sanctioned"))
     unused = sum(int(funder.unused) for funder in statement.funders)
