@@ -144,6 +144,27 @@ async def plant(till: Till) -> dict[str, Any]:
     return ids
 
 
+def one_alert_per_claim(batch: EventBatch) -> list[Finding]:
+    """A stand-in rule that leaves a trace of every claim it evaluates: an alert per claim event, whose
+    `hits` counts how often that event was evaluated."""
+    return [
+        Finding(
+            rule=Rule.DEVICE_FARM,
+            campaign_id=claim.campaign_id,
+            subject_kind=SubjectKind.PERSON,
+            subject_id=claim.person_id,
+            window=f"event-{claim.event_id}",
+            figure=1,
+            threshold=1,
+            unit="count",
+            summary="trace",
+            evidence={},
+            at=claim.at,
+        )
+        for claim in batch.claims
+    ]
+
+
 async def test_scan_raises_each_planted_pattern_with_its_evidence_and_nothing_else(
     till: Till, sessions: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
@@ -194,25 +215,6 @@ async def test_a_scan_that_dies_mid_batch_leaves_nothing_half_applied(
 ) -> None:
     await plant(till)
     calls = {"n": 0}  # batches evaluated, all sources
-
-    def one_alert_per_claim(batch: EventBatch) -> list[Finding]:
-        """A stand-in rule that leaves a trace of every claim it evaluates: an alert per claim event."""
-        return [
-            Finding(
-                rule=Rule.DEVICE_FARM,
-                campaign_id=claim.campaign_id,
-                subject_kind=SubjectKind.PERSON,
-                subject_id=claim.person_id,
-                window=f"event-{claim.event_id}",
-                figure=1,
-                threshold=1,
-                unit="count",
-                summary="trace",
-                evidence={},
-                at=claim.at,
-            )
-            for claim in batch.claims
-        ]
 
     def dies_on_the_third_batch(batch: EventBatch) -> list[Finding]:
         calls["n"] += 1

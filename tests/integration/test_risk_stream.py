@@ -25,14 +25,23 @@ from huimin.db import unit_of_work
 from huimin.kit.clock import ManualClock
 from huimin.redemptions.models import RedemptionEventRow
 from huimin.risk import flows, service
-from huimin.risk.domain import Finding, Rule, SubjectKind
+from huimin.risk.domain import Finding
 from huimin.risk.models import RiskAlertRow, RiskEvaluatedEventRow
 from huimin.risk.rules import EventBatch
 from huimin.risk.service import Source
 from huimin.risk.stream import GROUP, RiskConsumer, stream_name
 from tests.integration.redis_servers import RedisProcess, redis_process
 from tests.integration.staff import accept_test_principals
-from tests.integration.test_risk_scan import OPERATOR, TEST_SETTINGS, alerts, claim, links, plant, resident
+from tests.integration.test_risk_scan import (
+    OPERATOR,
+    TEST_SETTINGS,
+    alerts,
+    claim,
+    links,
+    one_alert_per_claim,
+    plant,
+    resident,
+)
 from tests.integration.till import Till, open_till
 
 EXPECTED_RULES = {
@@ -97,27 +106,6 @@ def consumer(
     **options: Any,
 ) -> RiskConsumer:
     return RiskConsumer(redis, sessions, name=name, links=links(settings), clock=till.clock, **options)
-
-
-def one_alert_per_claim(batch: EventBatch) -> list[Finding]:
-    """A stand-in rule that leaves a trace of every claim it evaluates: an alert per claim event, whose
-    `hits` counts how often that event was evaluated."""
-    return [
-        Finding(
-            rule=Rule.DEVICE_FARM,
-            campaign_id=claim.campaign_id,
-            subject_kind=SubjectKind.PERSON,
-            subject_id=claim.person_id,
-            window=f"event-{claim.event_id}",
-            figure=1,
-            threshold=1,
-            unit="count",
-            summary="trace",
-            evidence={},
-            at=claim.at,
-        )
-        for claim in batch.claims
-    ]
 
 
 def dies(batch: EventBatch) -> list[Finding]:
