@@ -1,6 +1,6 @@
 """The case page of a device's case, on SQLite and PostgreSQL: the sanction form offers the measures of a
 person or a device (block, block and revoke), not a merchant's; the city's sanction blocks the device and
-the page shows the block, in Chinese and English."""
+the page shows the block, in Chinese and English; the city lifts the block through its form."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.auth.principals import Role
 from huimin.db import unit_of_work
+from huimin.eligibility.models import ClaimBlockRow
 from huimin.kit.clock import ManualClock
 from huimin.kit.ids import new_id
 from huimin.risk import service as risk
-from huimin.risk.domain import AlertStatus, CaseAction, Rule, SubjectKind
+from huimin.risk.domain import AlertStatus, CaseAction, Measure, Rule, SubjectKind
 from huimin.risk.models import RiskAlertRow
-from tests.integration.complaint_helpers import OPERATOR
+from tests.integration.complaint_helpers import CITY, OPERATOR
 from tests.integration.test_console_pages import World, assert_page_is_clean, clock, signed_in, world
 
 __all__ = ["clock", "world"]
@@ -91,3 +92,59 @@ async def test_a_device_case_is_sanctioned_with_a_block_from_its_page(
     assert "禁止领券（本活动内不得领取、报名摇号）" in page.text
     english = await city.http.get(f"{path}?lang=en")
     assert "Blocked from claiming" in english.text
+
+
+async def test_the_city_lifts_a_block_from_the_case_page(
+    app: FastAPI, world: World, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    case_id = await confirmed_device_case(sessions, clock, world.campaign_id)
+    async with unit_of_work(sessions) as session:
+        detail = await risk.step_case(
+            session,
+            principal=CITY,
+            case_id=case_id,
+            action=CaseAction.SANCTION,
+            reason="设备农场",
+            measure=Measure.BLOCK,
+            clock=clock,
+        )
+        block_id = detail.blocks[0].id
+    path = f"/console/risk/cases/{case_id}"
+    operator = await signed_in(app, world.users[Role.OPERATOR], clock)
+    assert "data-lift-form" not in (await operator.http.get(path)).text  # not the operator's to lift
+    forbidden = await operator.http.post(
+        f"{path}/blocks/{block_id}/lift", data={"reason": "申诉成立", "csrf_token": operator.csrf}
+    )
+    assert forbidden.status_code == 403
+
+    city = await signed_in(app, world.users[Role.CITY_ADMIN], clock)
+    page = await city.http.get(path)
+    assert_page_is_clean(page)
+    assert f'data-lift-form="{block_id}"' in page.text
+    assert "解除禁止领取" in page.text
+    assert "Lift the block" in (await city.http.get(f"{path}?lang=en")).text
+    await city.http.get(f"{path}?lang=zh")  # the language chosen sticks: back to Chinese
+    no_csrf = await city.http.post(f"{path}/blocks/{block_id}/lift", data={"reason": "申诉成立"})
+    assert no_csrf.status_code == 403
+    empty = await city.http.post(
+        f"{path}/blocks/{block_id}/lift", data={"reason": " ", "csrf_token": city.csrf}
+    )
+    assert empty.status_code == 422  # the page again with the problem
+    assert "请检查：理由" in empty.text
+
+    done = await city.http.post(
+        f"{path}/blocks/{block_id}/lift", data={"reason": "申诉成立，系误判", "csrf_token": city.csrf}
+    )
+    assert done.status_code == 303, done.text
+    page = await city.http.get(done.headers["location"])
+    assert "已解除禁止领取。" in page.text
+    assert "data-lift-form" not in page.text  # lifted: no form any more
+    assert f"解除禁止领取 {block_id}: 申诉成立，系误判" in page.text  # the note step on the case
+    async with unit_of_work(sessions) as session:
+        row = await session.get(ClaimBlockRow, block_id)
+        assert row is not None
+        assert row.lifted_at is not None
+    again = await city.http.post(
+        f"{path}/blocks/{block_id}/lift", data={"reason": "再次", "csrf_token": city.csrf}
+    )
+    assert again.status_code == 409

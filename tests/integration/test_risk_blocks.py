@@ -1,7 +1,8 @@
 """A person's or a device's case sanctioned (issue 7), on SQLite and PostgreSQL: `block_and_revoke` revokes
 the person's unused vouchers through the ledger (every check still holds) and refuses the next claim under
 any of the person's app accounts; a device `block` refuses another person on that device; a lottery
-entry is refused and a winner blocked after entering forfeits; each step is in the audit trail."""
+entry is refused and a winner blocked after entering forfeits; a lifted block lets the person claim again;
+each step is in the audit trail."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from huimin.errors import HuiminError
 from huimin.kit.clock import ManualClock
 from huimin.ledger.models import LedgerTransactionRow
 from huimin.risk import flows, sanctions, service
-from huimin.risk.domain import CaseStatus, Measure, SubjectKind
+from huimin.risk.domain import CaseAction, CaseStatus, Measure, SubjectKind
 from huimin.risk.models import RiskCaseRow
 from tests.integration import test_lottery_and_recycling as lottery
 from tests.integration import test_risk_scan as risk_scan
@@ -237,3 +238,81 @@ async def test_a_blocked_person_may_not_enter_a_lottery_and_forfeits_a_win(
         await lottery.claim(sessions, world, residents[1], "friday-20220624", clock)
     assert claiming.value.code == "claims_blocked"
     assert await lottery.claim(sessions, world, residents[3], "friday-20220624", clock)
+
+
+async def test_a_lifted_block_lets_the_person_claim_again(
+    till: Till, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    """解除禁止领取 (an appeal upheld): the city lifts the block; the next claim succeeds, the lift is in the
+    audit trail and on the case; a second lift is 409, an operator's 403, a lift without a reason 422."""
+    resident_id = await risk_scan.resident(till, 700)
+    async with unit_of_work(sessions) as session:
+        account = await session.get(ResidentRow, resident_id)
+        assert account is not None
+        case = RiskCaseRow(
+            id="rcs_lift",
+            campaign_id=till.campaign_id,
+            subject_kind=SubjectKind.PERSON.value,
+            subject_id=account.person_id,
+            jurisdiction=None,
+            title="多账户领券",
+            status=CaseStatus.CONFIRMED.value,
+            assignee=None,
+            measure=None,
+            opened_at=clock.now(),
+            opened_by=OPERATOR.actor_id,
+            updated_at=clock.now(),
+        )
+        session.add(case)
+        await session.flush()
+        detail = await service.step_case(
+            session,
+            principal=CITY,
+            case_id=case.id,
+            action=CaseAction.SANCTION,
+            reason="多账户套领",
+            measure=Measure.BLOCK,
+            clock=clock,
+        )
+        [block] = detail.blocks
+        block_id = block.id
+    refused = await attempt(till, resident_id)
+    assert (refused.status_code, refused.json()["code"]) == (403, "claims_blocked")
+
+    async def lift(who: Principal, reason: str, block: str = block_id) -> httpx.Response:
+        return await till.http.post(f"{RISK}/blocks/{block}/lift", json={"reason": reason}, headers=as_(who))
+
+    answer = await lift(OPERATOR, "申诉成立")
+    assert (answer.status_code, answer.json()["code"]) == (403, "forbidden")
+    answer = await lift(CITY, "  ")
+    assert (answer.status_code, answer.json()["code"]) == (422, "invalid_lift")
+    answer = await lift(CITY, "申诉成立", block="blk_unknown")
+    assert (answer.status_code, answer.json()["code"]) == (404, "unknown_block")
+    assert (await attempt(till, resident_id)).status_code == 403  # nothing lifted yet
+
+    clock.advance(timedelta(minutes=1))
+    lifted = await lift(CITY, "申诉成立，系误判")
+    assert lifted.status_code == 200, lifted.text
+    [shown] = lifted.json()["blocks"]
+    assert shown["lifted_at"] is not None
+    note = lifted.json()["transitions"][-1]
+    assert (note["action"], note["actor_id"]) == ("note", CITY.actor_id)
+    assert note["reason"] == f"解除禁止领取 {block_id}: 申诉成立，系误判"
+    assert lifted.json()["status"] == "sanctioned"  # the case's decision stands; only the block is lifted
+    assert (await attempt(till, resident_id)).status_code == 201
+
+    again = await lift(CITY, "再次解除")
+    assert (again.status_code, again.json()["code"]) == (409, "block_already_lifted")
+    async with unit_of_work(sessions) as session:
+        [audited] = (
+            await session.scalars(select(AuditRecordRow).where(AuditRecordRow.action == "risk.block_lifted"))
+        ).all()
+        assert (audited.object_id, audited.actor_id) == (block_id, CITY.actor_id)
+        assert {key: audited.detail[key] for key in ("case_id", "subject_kind", "reason")} == {
+            "case_id": "rcs_lift",
+            "subject_kind": "person",
+            "reason": "申诉成立，系误判",
+        }
+        row = await session.get(ClaimBlockRow, block_id)
+        assert row is not None
+        assert row.lifted_at == clock.now()

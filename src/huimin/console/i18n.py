@@ -1015,6 +1015,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "risk.block": ("禁止领券", "Blocked from claiming"),
     "risk.block_since": ("自 {at} 起", "since {at}"),
     "risk.block_lifted": ("{at} 解除", "lifted {at}"),
+    "risk.lift_block": ("解除禁止领取", "Lift the block"),
+    "risk.lift_reason": ("解除理由（如申诉成立、误判）", "Reason for lifting (an appeal upheld, a mistake)"),
+    "risk.lift_hint": (
+        "解除后可再次领券、报名摇号；已作废的券不会恢复。",
+        "Claims and lottery entries are allowed again; revoked vouchers are not restored.",
+    ),
+    "risk.confirm_lift": ("确认解除禁止领取？此操作将被记录。", "Lift the block? This step is recorded."),
+    "risk.lift_done": ("已解除禁止领取。", "The block is lifted."),
     "risk.vouchers_revoked": (
         "作废未使用的券 {count} 张，共 {value}",
         "{count} unused vouchers revoked, {value}",

@@ -45,6 +45,7 @@ __all__ = ["CASE_STEPS", "router"]
 router = APIRouter(prefix=f"{CONSOLE_PREFIX}/risk", include_in_schema=False)
 
 PAGE_SIZE = 50
+LIFTED = "lift"  # the case page's notice after a block is lifted
 # The steps a case page offers as forms, in the order they come; `open` is the alert page's.
 CASE_STEPS = [action for action in CaseAction if action is not CaseAction.OPEN]
 _STEP_PERMISSIONS = {
@@ -336,7 +337,9 @@ async def _case_page(
             "departments": list(Department),
             # a merchant is suspended or expelled; a person or a device is blocked (and its vouchers revoked)
             "measures": list(MEASURES[SubjectKind(detail.case.subject_kind)]),
-            "done": done if done in {action.value for action in CaseAction} else None,
+            # the city lifts a person's or a device's block (解除禁止领取), as it sanctions
+            "can_lift": user.principal.can(Permission.MERCHANT_SANCTION),
+            "done": done if done in {action.value for action in CaseAction} | {LIFTED} else None,
             "error": error,
         },
         status=status,
@@ -393,3 +396,33 @@ async def step_case(
         async with unit_of_work(sessions) as session:
             return await _case_page(request, user, session, case_id, error=message, status=refusal.status)
     return RedirectResponse(f"{CONSOLE_PREFIX}/risk/cases/{case_id}?done={action.value}", status_code=303)
+
+
+@router.post("/cases/{case_id}/blocks/{block_id}/lift", response_model=None)
+async def lift_block(
+    case_id: str,
+    block_id: str,
+    request: Request,
+    user: ConsoleUserDep,
+    sessions: SessionsDep,
+    clock: ClockDep,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """解除禁止领取: the block of this case lifted, with a reason."""
+    t = translator(request)
+    try:
+        async with unit_of_work(sessions) as session:
+            lifted = await risk.lift_block(
+                session, principal=user.principal, block_id=block_id, reason=reason, clock=clock
+            )
+    except HuiminError as refusal:
+        if refusal.status not in (409, 422):
+            raise  # 403 and 404 are pages of their own
+        message = (
+            _problems(request, refusal)
+            if isinstance(refusal, InvalidInput)
+            else t("risk.step_refused", message=refusal.message)
+        )
+        async with unit_of_work(sessions) as session:
+            return await _case_page(request, user, session, case_id, error=message, status=refusal.status)
+    return RedirectResponse(f"{CONSOLE_PREFIX}/risk/cases/{lifted.case.id}?done={LIFTED}", status_code=303)

@@ -1,5 +1,6 @@
 """HTTP for fraud monitoring, `/api/v1/staff/risk` (console users): alerts with their evidence, the watch
-list, cases from alerts, their steps, and a campaign's rule settings.
+list, cases from alerts, their steps, the lifting of a person's or device's block, and a campaign's rule
+settings.
 
 Endpoints parse, call a service with the signed-in principal, and shape the answer; who may see and do
 what is decided in `service` (403 `forbidden`, 404 outside the caller's scope).
@@ -21,6 +22,7 @@ from huimin.risk.schemas import (
     CaseDetailOut,
     CaseIn,
     CasePage,
+    LiftIn,
     StepIn,
     WatchEntryOut,
     alert_out,
@@ -176,6 +178,31 @@ async def step_case(
         measure=body.measure,
         assignee=body.assignee,
         clock=clock,
+    )
+    return case_detail_out(detail)
+
+
+@router.post(
+    "/blocks/{block_id}/lift",
+    response_model=CaseDetailOut,
+    summary="Lift a person's or a device's block (解除禁止领取); answers the block's case",
+    description=(
+        "The person or device may claim and enter lotteries in the campaign again; vouchers the sanction "
+        "revoked are not restored. Recorded as a `note` step of the case and a `risk.block_lifted` audit "
+        "record (docs/risk.md, Cases)."
+    ),
+    responses={
+        **_READ,
+        404: {"description": "unknown_block (also outside the caller's scope)"},
+        409: {"description": "block_already_lifted"},
+        422: {"description": "invalid_request, invalid_lift (a reason of 1 to 2000 characters)"},
+    },
+)
+async def lift_block(
+    block_id: str, body: LiftIn, session: SessionDep, principal: StaffDep, clock: ClockDep
+) -> CaseDetailOut:
+    detail = await service.lift_block(
+        session, principal=principal, block_id=block_id, reason=body.reason, clock=clock
     )
     return case_detail_out(detail)
 

@@ -22,6 +22,7 @@ __all__ = [
     "CaseIn",
     "CaseOut",
     "CasePage",
+    "LiftIn",
     "StepIn",
     "WatchEntryOut",
     "alert_out",
@@ -53,6 +54,12 @@ class StepIn(_In):
         description="sanction: suspend or expel a merchant; block or block_and_revoke a person or a device",
     )
     assignee: str | None = Field(default=None, max_length=100, description="assign: who investigates")
+
+
+class LiftIn(_In):
+    """解除禁止领取: why a block is lifted (a sanction in error, an appeal upheld)."""
+
+    reason: str = Field(max_length=domain.REASON_MAX_LENGTH)
 
 
 class AlertOut(BaseModel):

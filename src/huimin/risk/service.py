@@ -23,7 +23,7 @@ from huimin.auth.principals import Permission, Principal, Role, forbidden
 from huimin.eligibility import blocks
 from huimin.eligibility.identity import normalise_phone
 from huimin.eligibility.models import ClaimBlockRow
-from huimin.errors import HuiminError, InvalidInput, NotFound, Problem
+from huimin.errors import ConflictError, HuiminError, InvalidInput, NotFound, Problem
 from huimin.kit.clock import Clock, local_datetime, to_local
 from huimin.kit.hashing import KeyedHasher
 from huimin.kit.ids import new_id
@@ -77,6 +77,7 @@ __all__ = [
     "evaluate_events",
     "get_alert",
     "get_case",
+    "lift_block",
     "list_alerts",
     "list_cases",
     "open_case",
@@ -892,6 +893,58 @@ async def step_case(
                 }
             ),
         },
+    )
+    await session.flush()
+    return await get_case(session, principal=principal, case_id=case.id)
+
+
+async def lift_block(
+    session: AsyncSession, *, principal: Principal, block_id: str, reason: str, clock: Clock
+) -> CaseDetail:
+    """解除禁止领取: lift a person's or a device's block (a sanction in error, an appeal upheld), so that
+    it may claim and enter lotteries again; the city decides, as for the sanction. The block row stays
+    with `lifted_at` set; who and why are in the `risk.block_lifted` audit record and in a `note` step
+    of the block's case. Vouchers the sanction revoked stay revoked."""
+    principal.require(_STEP_PERMISSIONS[CaseAction.SANCTION])
+    block = await session.get(ClaimBlockRow, block_id)
+    if block is None:
+        raise NotFound(f"no block {block_id!r}", code="unknown_block")
+    repository = RiskRepository(session)
+    try:  # the case's lock serialises the lifts of its blocks
+        case = await _visible_case(repository, principal, block.case_id, for_update=True)
+    except NotFound:
+        raise NotFound(f"no block {block_id!r}", code="unknown_block") from None
+    await session.refresh(block, with_for_update=True)
+    if block.lifted_at is not None:
+        raise ConflictError(f"block {block_id!r} was lifted already", code="block_already_lifted")
+    reason = reason.strip()
+    if not reason or len(reason) > domain.REASON_MAX_LENGTH:
+        raise InvalidInput(
+            [Problem("reason", f"give a reason of 1 to {domain.REASON_MAX_LENGTH} characters")],
+            code="invalid_lift",
+        )
+    now = clock.now()
+    block.lifted_at = now
+    before = CaseStatus(case.status)
+    case.updated_at = now
+    repository.add(
+        _transition(
+            case,
+            CaseAction.NOTE,
+            before=before,
+            principal=principal,
+            reason=f"解除禁止领取 {block.id}: {reason}",
+            now=now,
+        )
+    )
+    await audit.record(
+        session,
+        principal=principal,
+        action="risk.block_lifted",
+        object_type="claim_block",
+        object_id=block.id,
+        at=now,
+        detail={"case_id": case.id, "subject_kind": block.subject_kind, "reason": reason},
     )
     await session.flush()
     return await get_case(session, principal=principal, case_id=case.id)
