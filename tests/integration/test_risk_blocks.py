@@ -79,6 +79,29 @@ async def case_sanctioned(
     return dict(sanctioned.json())
 
 
+async def confirmed_person_case(
+    session: AsyncSession, case_id: str, campaign_id: str, person_id: str, title: str, clock: ManualClock
+) -> RiskCaseRow:
+    """A person's case already confirmed by the investigator, ready to be sanctioned."""
+    case = RiskCaseRow(
+        id=case_id,
+        campaign_id=campaign_id,
+        subject_kind=SubjectKind.PERSON.value,
+        subject_id=person_id,
+        jurisdiction=None,
+        title=title,
+        status=CaseStatus.CONFIRMED.value,
+        assignee=None,
+        measure=None,
+        opened_at=clock.now(),
+        opened_by=OPERATOR.actor_id,
+        updated_at=clock.now(),
+    )
+    session.add(case)
+    await session.flush()
+    return case
+
+
 async def test_a_person_blocked_and_revoked_loses_unused_vouchers_and_may_not_claim(
     till: Till, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: ManualClock
 ) -> None:
@@ -201,22 +224,9 @@ async def test_a_blocked_person_may_not_enter_a_lottery_and_forfeits_a_win(
         for resident_id in residents[:2]:
             account = await session.get(ResidentRow, resident_id)
             assert account is not None
-            case = RiskCaseRow(
-                id=f"rcs_{resident_id[-20:]}",
-                campaign_id=campaign_id,
-                subject_kind=SubjectKind.PERSON.value,
-                subject_id=account.person_id,
-                jurisdiction=None,
-                title="冒用身份报名",
-                status=CaseStatus.CONFIRMED.value,
-                assignee=None,
-                measure=None,
-                opened_at=clock.now(),
-                opened_by=OPERATOR.actor_id,
-                updated_at=clock.now(),
+            case = await confirmed_person_case(
+                session, f"rcs_{resident_id[-20:]}", campaign_id, account.person_id, "冒用身份报名", clock
             )
-            session.add(case)
-            await session.flush()
             await sanctions.block_subject(
                 session, case=case, measure=Measure.BLOCK, principal=CITY, reason="冒用身份", clock=clock
             )
@@ -249,22 +259,9 @@ async def test_a_lifted_block_lets_the_person_claim_again(
     async with unit_of_work(sessions) as session:
         account = await session.get(ResidentRow, resident_id)
         assert account is not None
-        case = RiskCaseRow(
-            id="rcs_lift",
-            campaign_id=till.campaign_id,
-            subject_kind=SubjectKind.PERSON.value,
-            subject_id=account.person_id,
-            jurisdiction=None,
-            title="多账户领券",
-            status=CaseStatus.CONFIRMED.value,
-            assignee=None,
-            measure=None,
-            opened_at=clock.now(),
-            opened_by=OPERATOR.actor_id,
-            updated_at=clock.now(),
+        case = await confirmed_person_case(
+            session, "rcs_lift", till.campaign_id, account.person_id, "多账户领券", clock
         )
-        session.add(case)
-        await session.flush()
         detail = await service.step_case(
             session,
             principal=CITY,
