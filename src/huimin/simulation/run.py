@@ -261,7 +261,7 @@ async def run_demo(
             timings["of which registration"] = demo.registration_seconds
             timings["of which onboarding"] = demo.onboarding_seconds
             timings["of which redemptions"] = demo.redemption_seconds
-            for kind, seconds in sorted(demo.back_office_seconds.items()):
+            for kind, seconds in sorted(demo.phase_seconds.items()):
                 timings[f"of which {kind}"] = seconds
             with _phase(bars, timings, "reports", "report rollups, the summary report and the XLSX exports"):
                 async with unit_of_work(demo.sessions) as session:
@@ -493,7 +493,7 @@ class _Demo:
         self.recovered: int | None = None
         self.ordinary_residents = ordinary_residents  # the city before the planted schemes' recruits
         self.allocation = allocation
-        self.back_office_seconds: defaultdict[str, float] = defaultdict(float)
+        self.phase_seconds: dict[str, float] = {}  # wall clock of the walk's phases (`_timed`)
         self.close_problems: list[str] = []
 
     @classmethod
@@ -632,18 +632,16 @@ class _Demo:
         while self.events:
             at, _, _, event = heapq.heappop(self.events)
             if event.kind == "attempt":
-                started = time.perf_counter()
-                await self._wave(at, event)
-                self.back_office_seconds["claims and entries"] += time.perf_counter() - started
+                with _timed(self.phase_seconds, "claims and entries"):
+                    await self._wave(at, event)
                 continue
             self.clock.set(at)
             if event.kind in ("spend", "verify", "refund"):
                 await self._at_the_till(event)
                 continue
             if event.kind in _BACK_OFFICE:
-                started = time.perf_counter()
-                await self._back_office(event)
-                self.back_office_seconds[event.kind] += time.perf_counter() - started
+                with _timed(self.phase_seconds, event.kind):
+                    await self._back_office(event)
                 continue
             self.stock.clear()  # calendar jobs move stock; read it again before the next wave
             if event.kind == "onboard":
@@ -651,18 +649,15 @@ class _Demo:
                 bars.update(onboarding, advance=1)
             elif event.kind == "plan":
                 assert event.round is not None  # noqa: S101 (pushed with its round)
-                started = time.perf_counter()
-                await self._plan(event.round)
-                self.back_office_seconds["planning (with registration)"] += time.perf_counter() - started
+                with _timed(self.phase_seconds, "planning (with registration)"):
+                    await self._plan(event.round)
             elif event.kind == "draw":
                 assert event.round is not None  # noqa: S101
-                started = time.perf_counter()
-                await self._draw(event.round)
-                self.back_office_seconds["draws"] += time.perf_counter() - started
+                with _timed(self.phase_seconds, "draws"):
+                    await self._draw(event.round)
             elif event.kind == "midnight":
-                started = time.perf_counter()
-                await self._expire()
-                self.back_office_seconds["expiry"] += time.perf_counter() - started
+                with _timed(self.phase_seconds, "expiry"):
+                    await self._expire()
                 redeemed = self.tally.redemption_outcomes["ok"]
                 bars.update(
                     task, advance=1, description=f"campaign {to_local(at):%Y-%m-%d}, {redeemed:,} redemptions"
@@ -1888,11 +1883,12 @@ def _remove_sqlite_file(url: str) -> None:
 
 @contextmanager
 def _timed(timings: dict[str, float], phase: str) -> Iterator[None]:
+    """Add the block's wall-clock seconds to `timings[phase]` (a phase may be timed many times)."""
     started = time.perf_counter()
     try:
         yield
     finally:
-        timings[phase] = time.perf_counter() - started
+        timings[phase] = timings.get(phase, 0.0) + time.perf_counter() - started
 
 
 @contextmanager
