@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from harness import (
     DEFAULT_REDIS_URL,
     ROOT,
@@ -42,6 +41,7 @@ from harness import (
     server,
     throughput,
 )
+from loadgen import Connection
 from redis.asyncio import Redis
 
 # --- the app (imported by uvicorn in each worker) --------------------------------------------------
@@ -97,8 +97,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
     if scope["path"] == "/healthz":
-        await send({"type": "http.response.start", "status": 200, "headers": _HEADERS})
-        await send({"type": "http.response.body", "body": b'{"status":"ok"}'})
+        await _answer(send, 200, b'{"status":"ok"}')
         return
     body = b""
     while True:
@@ -108,9 +107,14 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             break
     json.loads(body)
     left = await _state["batcher"].admit()
-    answer = json.dumps({"left": left}).encode()
-    await send({"type": "http.response.start", "status": 201, "headers": _HEADERS})
-    await send({"type": "http.response.body", "body": answer})
+    await _answer(send, 201, json.dumps({"left": left}).encode())
+
+
+async def _answer(send: Any, status: int, body: bytes) -> None:
+    # With its length, as every framework sends a JSON answer (else uvicorn would chunk it).
+    headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -122,7 +126,7 @@ async def fire(
     body = json.dumps({"resident_id": "res_bench", "batch_id": "bat_bench"}).encode()
     headers = {"Content-Type": "application/json"}
 
-    async def attempt(http: httpx.AsyncClient, _item: int, result: LoadResult) -> None:
+    async def attempt(http: Connection, _item: int, result: LoadResult) -> None:
         await result.post(http, "/claims", body, headers, created="admitted")
 
     return await drive(

@@ -74,6 +74,7 @@ from harness import (
     server,
     throughput,
 )
+from loadgen import Connection
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -192,7 +193,7 @@ async def fire(plan: LoadPlan) -> LoadResult:
     picks = [rng.randrange(len(plan.resident_ids)) for _ in range(plan.attempts)]
     run_tag = secrets.token_hex(4)
 
-    async def attempt(http: httpx.AsyncClient, item: tuple[int, int], result: LoadResult) -> None:
+    async def attempt(http: Connection, item: tuple[int, int], result: LoadResult) -> None:
         number, pick = item
         body = encode(
             {"resident_id": plan.resident_ids[pick], "batch_id": plan.batch_id, "location": ZIYANG_CENTRE}

@@ -49,7 +49,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from harness import (
     DEFAULT_REDIS_URL,
     LOCAL_TZ,
@@ -75,6 +74,7 @@ from harness import (
     server,
     throughput,
 )
+from loadgen import Connection
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.engine import make_url
 
@@ -417,7 +417,7 @@ async def fire(
     path = "/api/v1/redemptions"
     run_tag = secrets.token_hex(4)
 
-    async def attempt(http: httpx.AsyncClient, item: Attempt, result: LoadResult) -> None:
+    async def attempt(http: Connection, item: Attempt, result: LoadResult) -> None:
         body = encode(
             {
                 "voucher_code": item.voucher_code,

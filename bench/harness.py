@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
+from loadgen import Connection, ConnectionLost, Response
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -130,18 +131,19 @@ class LoadResult:
     server_errors: list[dict[str, Any]] = field(default_factory=list)
     transport_errors: list[dict[str, Any]] = field(default_factory=list)  # no HTTP answer at all
     cpu_seconds: float = 0.0
+    connections_opened: int = 0  # by the client, reconnects included: more than the concurrency means closes
     finished_at: float = 0.0
     notes: dict[str, Any] = field(default_factory=dict)  # what a benchmark wants to check afterwards
 
     async def post(
-        self, http: httpx.AsyncClient, path: str, body: bytes, headers: dict[str, str], *, created: str
-    ) -> httpx.Response | None:
+        self, http: Connection, path: str, body: bytes, headers: dict[str, str], *, created: str
+    ) -> Response | None:
         """POST and record the outcome: `created` for a 201, else the answer's `code`; None when the
         request got no HTTP answer at all."""
         began = time.perf_counter()
         try:
             response = await http.post(path, content=body, headers=headers)
-        except httpx.HTTPError as error:
+        except (ConnectionLost, OSError) as error:
             elapsed = time.perf_counter() - began
             self.outcomes.append((0, type(error).__name__, elapsed))
             if len(self.transport_errors) < SERVER_ERROR_SAMPLES:
@@ -170,26 +172,32 @@ async def drive(
     start_at: float,
     deadline: float,
     attempts: Iterable[T],
-    attempt: Callable[[httpx.AsyncClient, T, LoadResult], Awaitable[None]],
+    attempt: Callable[[Connection, T, LoadResult], Awaitable[None]],
 ) -> LoadResult:
-    """`concurrency` workers on one `httpx.AsyncClient` take the next attempt from one shared iterator
-    (so each attempt is made once) from `start_at` on, until the attempts run out or `deadline` passes."""
+    """`concurrency` workers, each on its own keep-alive connection (bench/loadgen.py), take the next
+    attempt from one shared iterator (so each attempt is made once) from `start_at` on, until the
+    attempts run out or `deadline` passes."""
     result = LoadResult()
     shared = iter(attempts)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    address = httpx.URL(base_url)
+    connections = [Connection(address.host, address.port or 80) for _ in range(concurrency)]
 
-    async def worker(http: httpx.AsyncClient) -> None:
+    async def worker(http: Connection) -> None:
         for item in shared:
             if time.time() >= deadline:
                 return
             await attempt(http, item, result)
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits, trust_env=False) as http:
+    try:
         await asyncio.sleep(max(0.0, start_at - time.time()))
         cpu_before = own_cpu()
-        await asyncio.gather(*(worker(http) for _ in range(concurrency)))
+        await asyncio.gather(*(worker(http) for http in connections))
         result.finished_at = time.time()
         result.cpu_seconds = own_cpu() - cpu_before
+    finally:
+        for http in connections:
+            http.close()
+    result.connections_opened = sum(http.opened for http in connections)
     return result
 
 
@@ -426,6 +434,7 @@ def throughput(results: list[LoadResult], start_at: float) -> dict[str, Any]:
             "successes": percentiles(successes),
         },
         "outcomes": dict(Counter(f"{status} {code}" for status, code, _ in outcomes).most_common()),
+        "connections_opened": sum(result.connections_opened for result in results),
     }
 
 
@@ -459,6 +468,9 @@ def print_load(report: dict[str, Any], *, success_label: str) -> None:
     row("latency ms, successes", ms(report["latency_ms"]["successes"]))
     for outcome, count in report["outcomes"].items():
         row(f"  {outcome}", f"{count:,}")
+    row(
+        "client connections opened", f"{report['connections_opened']:,}  (concurrency {run['concurrency']:,})"
+    )
 
 
 def print_cpu(report: dict[str, Any]) -> None:

@@ -20,8 +20,8 @@ deposit of the whole budget, recorded and approved by two people (`huimin ledger
 `--merchants` active merchants with a till each (bench_redemptions.active_merchants); `huimin claims
 reconcile` to open the round's Redis gate; residents registered through the signed API.
 
-The load: `--concurrency` loops on one httpx client, each picking its next request: a refund of a
-redemption it saw acknowledged (`--refund-share`), a redemption of a voucher it saw claimed
+The load: `--concurrency` loops, each on its own keep-alive connection (bench/loadgen.py) and each
+picking its next request: a refund of a redemption it saw acknowledged (`--refund-share`), a redemption of a voucher it saw claimed
 (`--redeem-share`), else a claim for a resident drawn at random. Every 201's id is recorded. At
 `--kill-at` of the run one uvicorn worker (a child of the serve process) gets SIGKILL, and the
 supervisor must start a replacement. At `--redis-at` Redis is shut down (SHUTDOWN NOSAVE), left down for
@@ -77,6 +77,7 @@ from harness import (
     row,
     server,
 )
+from loadgen import Connection
 from sqlalchemy import bindparam, select, text
 
 from huimin.campaigns.models import CampaignRow
@@ -229,7 +230,7 @@ class Soak:
         print(f"[{at:7.1f} s] {what} {details if details else ''}", file=sys.stderr, flush=True)
 
     async def send(
-        self, http: httpx.AsyncClient, kind: str, path: str, payload: dict[str, Any], partner: Partner
+        self, http: Connection, kind: str, path: str, payload: dict[str, Any], partner: Partner
     ) -> dict[str, Any] | None:
         self.sent += 1
         body = encode(payload)
@@ -240,7 +241,7 @@ class Soak:
         return dict(response.json()) if ok and response is not None else None
 
 
-async def loop(soak: Soak, http: httpx.AsyncClient, rng: random.Random, deadline: float) -> None:
+async def loop(soak: Soak, http: Connection, rng: random.Random, deadline: float) -> None:
     claims_path = f"/api/v1/rounds/{soak.round_id}/claims"
     serial = 0
     while time.time() < deadline:
@@ -344,8 +345,11 @@ async def run_load(
 ) -> None:
     duration = options.minutes * 60
     deadline = soak.started + duration
-    limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
-    async with httpx.AsyncClient(base_url=soak.base_url, timeout=30, limits=limits, trust_env=False) as http:
+    address = httpx.URL(soak.base_url)
+    connections = [
+        Connection(address.host, address.port or 80, timeout=30) for _ in range(options.concurrency)
+    ]
+    try:
         fault_task = asyncio.create_task(
             faults(
                 soak,
@@ -360,10 +364,13 @@ async def run_load(
         await asyncio.gather(
             *(
                 loop(soak, http, random.Random(options.seed + number), deadline)
-                for number in range(options.concurrency)
+                for number, http in enumerate(connections)
             )
         )
         await fault_task
+    finally:
+        for http in connections:
+            http.close()
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
