@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Executable, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +32,57 @@ _TAKE_UNLOCKED_SHARD = text(
 )
 
 
+# The statements of the claim's hot path are built once (building one cost about as much CPU as running
+# it); values travel as bound parameters.
+_ROUND_BATCH = (
+    select(RoundRow, BatchRow, CampaignRow)
+    .join(RoundBatchRow, RoundBatchRow.round_id == RoundRow.id)
+    .join(BatchRow, BatchRow.id == RoundBatchRow.batch_id)
+    .join(CampaignRow, CampaignRow.id == RoundRow.campaign_id)
+    .where(RoundRow.id == bindparam("round_id"), BatchRow.id == bindparam("batch_id"))
+)
+_SHARDS_WITH_STOCK = select(StockShardRow.shard).where(
+    StockShardRow.round_id == bindparam("round_id"),
+    StockShardRow.batch_id == bindparam("batch_id"),
+    StockShardRow.remaining > 0,
+)
+_TAKE_FROM_SHARD = (  # (DML parameters may not be named after columns)
+    update(StockShardRow)
+    .where(
+        StockShardRow.round_id == bindparam("in_round"),
+        StockShardRow.batch_id == bindparam("in_batch"),
+        StockShardRow.shard == bindparam("in_shard"),
+        StockShardRow.remaining > 0,
+    )
+    .values(remaining=StockShardRow.remaining - 1)
+    # no shard rows are loaded in a claim's session; the ORM must not try to match its parameters to any
+    .execution_options(synchronize_session=False)
+)
+_VOUCHER_BY_KEY = select(VoucherRow).where(
+    VoucherRow.resident_id == bindparam("resident_id"),
+    VoucherRow.round_id == bindparam("round_id"),
+    VoucherRow.batch_id == bindparam("batch_id"),
+    VoucherRow.idempotency_key == bindparam("key"),
+)
+_COUNT_UP: dict[str, Executable] = {}  # by dialect name
+
+
+def _count_up(dialect: str) -> Executable:
+    if dialect not in _COUNT_UP:
+        insert = postgres_insert if dialect == "postgresql" else sqlite_insert
+        _COUNT_UP[dialect] = (
+            insert(ClaimCounterRow)
+            .values(person_id=bindparam("in_person"), scope=bindparam("in_scope"), claimed=1)
+            .on_conflict_do_update(
+                index_elements=["person_id", "scope"],
+                set_={"claimed": ClaimCounterRow.claimed + 1},
+                where=ClaimCounterRow.claimed < bindparam("in_limit"),
+            )
+            .returning(ClaimCounterRow.claimed)
+        )
+    return _COUNT_UP[dialect]
+
+
 class ClaimsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -40,30 +91,17 @@ class ClaimsRepository:
     async def round_batch(
         self, round_id: str, batch_id: str
     ) -> tuple[RoundRow, BatchRow, CampaignRow] | None:
-        query = (
-            select(RoundRow, BatchRow, CampaignRow)
-            .join(RoundBatchRow, RoundBatchRow.round_id == RoundRow.id)
-            .join(BatchRow, BatchRow.id == RoundBatchRow.batch_id)
-            .join(CampaignRow, CampaignRow.id == RoundRow.campaign_id)
-            .where(RoundRow.id == round_id, BatchRow.id == batch_id)
-        )
-        found = (await self.session.execute(query)).one_or_none()
+        found = (
+            await self.session.execute(_ROUND_BATCH, {"round_id": round_id, "batch_id": batch_id})
+        ).one_or_none()
         return None if found is None else (found[0], found[1], found[2])
 
     async def count_up(self, person_id: str, scope: str, limit: int) -> bool:
         """Add one to a person's count in a scope unless it has reached `limit`; True if counted."""
-        insert = postgres_insert if self.dialect == "postgresql" else sqlite_insert
-        statement = (
-            insert(ClaimCounterRow)
-            .values(person_id=person_id, scope=scope, claimed=1)
-            .on_conflict_do_update(
-                index_elements=["person_id", "scope"],
-                set_={"claimed": ClaimCounterRow.claimed + 1},
-                where=ClaimCounterRow.claimed < limit,
-            )
-            .returning(ClaimCounterRow.claimed)
+        counted = await self.session.execute(
+            _count_up(self.dialect), {"in_person": person_id, "in_scope": scope, "in_limit": limit}
         )
-        return (await self.session.execute(statement)).scalar_one_or_none() is not None
+        return counted.scalar_one_or_none() is not None
 
     async def take_one(self, round_id: str, batch_id: str) -> bool:
         """Take one voucher of stock; False when none is left. Never goes below zero."""
@@ -78,24 +116,11 @@ class ClaimsRepository:
         # Every shard with stock is busy (or this is SQLite, where writers are serialised): wait for
         # each in turn. The conditional UPDATE re-checks `remaining > 0` after any wait.
         shards = (
-            await self.session.scalars(
-                select(StockShardRow.shard).where(
-                    StockShardRow.round_id == round_id,
-                    StockShardRow.batch_id == batch_id,
-                    StockShardRow.remaining > 0,
-                )
-            )
+            await self.session.scalars(_SHARDS_WITH_STOCK, {"round_id": round_id, "batch_id": batch_id})
         ).all()
         for shard in shards:
             result = await self.session.execute(
-                update(StockShardRow)
-                .where(
-                    StockShardRow.round_id == round_id,
-                    StockShardRow.batch_id == batch_id,
-                    StockShardRow.shard == shard,
-                    StockShardRow.remaining > 0,
-                )
-                .values(remaining=StockShardRow.remaining - 1)
+                _TAKE_FROM_SHARD, {"in_round": round_id, "in_batch": batch_id, "in_shard": shard}
             )
             if result.rowcount == 1:  # type: ignore[attr-defined]
                 return True
@@ -247,10 +272,7 @@ class ClaimsRepository:
     async def voucher_by_key(
         self, resident_id: str, round_id: str, batch_id: str, key: str
     ) -> VoucherRow | None:
-        query = select(VoucherRow).where(
-            VoucherRow.resident_id == resident_id,
-            VoucherRow.round_id == round_id,
-            VoucherRow.batch_id == batch_id,
-            VoucherRow.idempotency_key == key,
+        return await self.session.scalar(
+            _VOUCHER_BY_KEY,
+            {"resident_id": resident_id, "round_id": round_id, "batch_id": batch_id, "key": key},
         )
-        return await self.session.scalar(query)

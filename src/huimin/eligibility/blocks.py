@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.eligibility.models import ClaimBlockRow, ResidentRow
@@ -26,27 +26,34 @@ class BlockSubject(StrEnum):
     DEVICE = "device"
 
 
+_ACTIVE_BLOCK = (
+    # Built once: every claim runs it, and building it per call cost more than running it.
+    select(ClaimBlockRow)
+    .where(
+        ClaimBlockRow.campaign_id == bindparam("campaign_id"),
+        ClaimBlockRow.lifted_at.is_(None),
+        or_(
+            and_(
+                ClaimBlockRow.subject_kind == BlockSubject.PERSON.value,
+                ClaimBlockRow.subject_id == bindparam("person_id"),
+            ),
+            and_(
+                ClaimBlockRow.subject_kind == BlockSubject.DEVICE.value,
+                ClaimBlockRow.subject_id == bindparam("device_digest"),
+            ),
+        ),
+    )
+    .limit(1)
+)
+
+
 async def active_block(
     session: AsyncSession, *, campaign_id: str, person_id: str, device_digest: str
 ) -> ClaimBlockRow | None:
     """The block, not lifted, on this person or on this device in the campaign, if any."""
     return await session.scalar(
-        select(ClaimBlockRow)
-        .where(
-            ClaimBlockRow.campaign_id == campaign_id,
-            ClaimBlockRow.lifted_at.is_(None),
-            or_(
-                and_(
-                    ClaimBlockRow.subject_kind == BlockSubject.PERSON.value,
-                    ClaimBlockRow.subject_id == person_id,
-                ),
-                and_(
-                    ClaimBlockRow.subject_kind == BlockSubject.DEVICE.value,
-                    ClaimBlockRow.subject_id == device_digest,
-                ),
-            ),
-        )
-        .limit(1)
+        _ACTIVE_BLOCK,
+        {"campaign_id": campaign_id, "person_id": person_id, "device_digest": device_digest},
     )
 
 
