@@ -71,13 +71,25 @@ async def balance(session: AsyncSession, *, campaign_id: str, account: str) -> F
 
 
 async def funding_splits(session: AsyncSession, *, batch_ids: Sequence[str]) -> dict[str, FundingSplit]:
-    """The funding split of each batch. Read per call: a split is fixed once a campaign is loaded, but a
-    cache would outlive the campaign (and the database) it was read from."""
-    found = await LedgerRepository(session).funding_splits(sorted(set(batch_ids)))
-    missing = set(batch_ids) - set(found)
+    """The funding split of each batch. A split is written with its batch when the campaign is loaded and
+    never changes, so each process keeps the splits it has read, by batch id: every claim and redemption
+    posts by its batch's split, and reading it cost a query each time. Batch ids are random and never
+    reused, so a kept split cannot be mistaken for another database's or a rolled-back load's."""
+    wanted = sorted(set(batch_ids))
+    missing = [batch_id for batch_id in wanted if batch_id not in _SPLITS]
     if missing:
-        raise domain.LedgerError(f"batches without a funding split: {', '.join(sorted(missing))}")
-    return found
+        found = await LedgerRepository(session).funding_splits(missing)
+        unknown = set(missing) - set(found)
+        if unknown:
+            raise domain.LedgerError(f"batches without a funding split: {', '.join(sorted(unknown))}")
+        if len(_SPLITS) + len(found) > _SPLITS_KEPT:
+            _SPLITS.clear()
+        _SPLITS.update(found)
+    return {batch_id: _SPLITS[batch_id] for batch_id in wanted}
+
+
+_SPLITS: dict[str, FundingSplit] = {}
+_SPLITS_KEPT = 10_000  # a campaign has a handful of batches; beyond this many, start again
 
 
 async def funding_split(session: AsyncSession, *, batch_id: str) -> FundingSplit:
