@@ -197,7 +197,11 @@ class _SecurityHeaders:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HuiminError)
     async def huimin_error(request: Request, error: HuiminError) -> JSONResponse:
-        if error.status >= 500:
+        if error.status == 503:
+            # shedding load or waiting for a dependency (busy, claims_paused, nonce_check_unavailable): the
+            # client retries; the metrics count these by code, and an outage shows in the dependency's logs
+            log.warning("unavailable %s: %s", error.code, error.message)
+        elif error.status >= 500:
             log.error("server-side error %s: %s", error.code, error.message)
         set_error_code(request.scope, error.code)
         # a refusal that says when to come back (429 rate_limited, 503 busy) carries Retry-After
