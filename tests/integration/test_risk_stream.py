@@ -6,6 +6,7 @@ scanner (the reconciler) never evaluates them again but does evaluate what was n
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.app import create_app
+from huimin.auth.principals import Role
 from huimin.claims.models import VoucherEventRow
 from huimin.config import Settings
 from huimin.db import unit_of_work
@@ -30,8 +32,10 @@ from huimin.risk.models import RiskAlertRow, RiskEvaluatedEventRow
 from huimin.risk.rules import EventBatch
 from huimin.risk.service import Source
 from huimin.risk.stream import GROUP, RiskConsumer, stream_name
+from tests.console_helpers import make_user
 from tests.integration.redis_servers import RedisProcess, redis_process
 from tests.integration.staff import accept_test_principals
+from tests.integration.test_console_pages import signed_in
 from tests.integration.test_risk_scan import (
     OPERATOR,
     TEST_SETTINGS,
@@ -275,3 +279,62 @@ async def test_what_was_never_published_is_evaluated_by_the_scanner_once(
     await flows.scan(sessions, links=links(settings), clock=till.clock, rules=[one_alert_per_claim])
     assert await traces(sessions) == dict.fromkeys(await claim_event_ids(sessions), 1)
     assert await evaluated_rows(sessions) == 0
+
+
+def _form_key(page: str) -> str:
+    match = re.search(r'name="form_key" value="([^"]+)"', page)
+    assert match
+    return match.group(1)
+
+
+async def _stream_ids(redis: Redis, source: Source) -> list[int]:
+    return sorted(int(fields[b"id"]) for _, fields in await redis.xrange(stream_name(source)))
+
+
+async def _redemption_event_ids(sessions: async_sessionmaker[AsyncSession]) -> list[int]:
+    async with unit_of_work(sessions) as session:
+        return sorted(
+            (
+                await session.scalars(
+                    select(RedemptionEventRow.id).where(RedemptionEventRow.kind.in_(("redeemed", "refunded")))
+                )
+            ).all()
+        )
+
+
+async def test_the_consoles_till_publishes_its_redemptions_and_refunds(
+    app: FastAPI, till: Till, settings: Settings, redis: Redis, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    created = await make_user(
+        sessions, settings, till.clock, "shop.wu", Role.MERCHANT, merchant_id=till.merchants["catering"]
+    )
+    cashier = await signed_in(app, created, till.clock)
+    voucher = await till.voucher("general")
+    form = {
+        "voucher_code": voucher["code"],
+        "order_amount": "120",
+        "merchant_discount": "0",
+        "terminal_id": till.terminals["catering"],
+        "form_key": _form_key((await cashier.http.get("/console/till")).text),
+        "csrf_token": cashier.csrf,
+        "step": "confirm",
+    }
+    redeemed = await cashier.http.post("/console/till", data=form)
+    assert redeemed.status_code == 303
+    assert await _stream_ids(redis, Source.REDEMPTIONS) == await _redemption_event_ids(sessions) != []
+    again = await cashier.http.post("/console/till", data=form)  # a double click: no new event, none sent
+    assert again.headers["location"] == redeemed.headers["location"]
+    assert len(await _stream_ids(redis, Source.REDEMPTIONS)) == 1
+
+    redemption_id = redeemed.headers["location"].rsplit("/", 1)[1]
+    path = f"/console/till/refunds/{redemption_id}"
+    refund = {
+        "step": "confirm",
+        "amount": "30",
+        "form_key": _form_key((await cashier.http.get(path)).text),
+        "csrf_token": cashier.csrf,
+    }
+    assert (await cashier.http.post(path, data=refund)).status_code == 303
+    published = await _stream_ids(redis, Source.REDEMPTIONS)
+    assert published == await _redemption_event_ids(sessions)
+    assert len(published) == 2

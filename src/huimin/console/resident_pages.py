@@ -23,6 +23,7 @@ from huimin.db import unit_of_work
 from huimin.deps import ClockDep, SessionDep, SessionsDep, SettingsDep
 from huimin.eligibility.geofence import Crs, Location
 from huimin.errors import HuiminError
+from huimin.risk.stream import WrittenEvents
 
 __all__ = ["router"]
 
@@ -142,9 +143,11 @@ async def claim(
         raise HuiminError("missing or wrong CSRF token", code="csrf_failed", status=403)
     if lng is None or lat is None:
         return RedirectResponse(f"{ME}?{urlencode({'refused': 'location_required'})}", status_code=303)
+    written = WrittenEvents()
     try:
         # Its own transaction: a refusal rolls it back whole before the page says why.
         async with unit_of_work(sessions) as session:
+            written.watch(session)
             claimed = await claims.claim_voucher(
                 session,
                 partner_id=me.partner_id,
@@ -162,4 +165,5 @@ async def claim(
             code = claimed.voucher.code
     except HuiminError as refusal:
         return RedirectResponse(f"{ME}?{urlencode({'refused': refusal.code})}", status_code=303)
+    await written.publish(request.app.state.redis)  # committed: on to the rules engine
     return RedirectResponse(f"{ME}?{urlencode({'claimed': code})}", status_code=303)

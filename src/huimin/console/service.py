@@ -53,6 +53,7 @@ from huimin.redemptions.domain import REFUNDABLE, RedemptionStatus, RefundShare
 from huimin.redemptions.models import RedemptionRow, RefundRow
 from huimin.redemptions.service import Invoice, RedemptionRequest
 from huimin.reports import summary
+from huimin.risk.stream import WrittenEvents
 from huimin.settlement import domain as settlement_domain
 from huimin.settlement import service as settlement
 from huimin.settlement.models import (
@@ -362,8 +363,10 @@ async def till_redeem(
     order: TillOrder,
     form_key: str,
     clock: Clock,
+    written: WrittenEvents | None = None,
 ) -> str:
-    """核销 from the till page, once per form: returns the redemption's id.
+    """核销 from the till page, once per form: returns the redemption's id. `written` records the events
+    the redemption writes, for the caller to publish to the risk stream once committed.
 
     The merchant user acts through the redemption service with its own principal: the redemption
     records the user's id as its sender (`partner_id`), the terminal chosen from the merchant's
@@ -376,6 +379,8 @@ async def till_redeem(
     key = f"till:{form_key}"
     try:
         async with unit_of_work(sessions) as session:
+            if written is not None:
+                written.watch(session)
             earlier = await _made_by_form(session, principal=principal, key=key, clock=clock)
             if earlier is not None:
                 return _same_purchase(earlier, order)
@@ -498,14 +503,17 @@ async def till_refund(
     amount: Fen,
     form_key: str,
     clock: Clock,
+    written: WrittenEvents | None = None,
 ) -> RefundRow:
     """退款 from the till page, once per form, through `redemptions.service.refund` with the user as the
     sender. The redemption is locked first, so a second submission of the same form (a double click)
     waits, then finds the refund the first made and answers it again; the same form with another
-    amount is refused (`form_reused`)."""
+    amount is refused (`form_reused`). `written` as for `till_redeem`."""
     principal.require(Permission.TILL_REDEEM)
     key = f"till-refund:{form_key}"
     async with unit_of_work(sessions) as session:
+        if written is not None:
+            written.watch(session)
         await till_refund_quote(session, principal=principal, redemption_id=redemption_id)  # scope: 404
         repository = ConsoleRepository(session)
         await repository.lock_redemption(redemption_id)

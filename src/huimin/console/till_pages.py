@@ -32,6 +32,7 @@ from huimin.kit.money import Fen, MoneyFormatError
 from huimin.kit.terms import Category
 from huimin.merchants.models import MerchantRow
 from huimin.redemptions.service import Invoice, Quote
+from huimin.risk.stream import WrittenEvents
 
 __all__ = ["REFUND_REFUSAL_CODES", "REFUSAL_CODES", "router"]
 
@@ -223,9 +224,15 @@ async def submit(
                     request, user, session, form, error=_refusal(t, refusal), status=refusal.status
                 )
             return await _page(request, user, session, form, quote=quote)
+    written = WrittenEvents()
     try:
         redemption_id = await service.till_redeem(
-            sessions, principal=user.principal, order=order, form_key=form.form_key, clock=clock
+            sessions,
+            principal=user.principal,
+            order=order,
+            form_key=form.form_key,
+            clock=clock,
+            written=written,
         )
     except HuiminError as refusal:
         if refusal.status >= 500:
@@ -234,6 +241,7 @@ async def submit(
             return await _page(
                 request, user, session, form, error=_refusal(t, refusal), status=refusal.status
             )
+    await written.publish(request.app.state.redis)  # committed: on to the rules engine
     return RedirectResponse(f"{CONSOLE_PREFIX}/till/receipts/{redemption_id}", status_code=303)
 
 
@@ -342,6 +350,7 @@ async def refund_submit(
     user.principal.require(Permission.TILL_REDEEM)  # before reading the form: 403, not 422
     t = translator(request)
     key = form_key if _FORM_KEY.fullmatch(form_key) else secrets.token_urlsafe(18)
+    written = WrittenEvents()
     try:
         parsed = Fen.parse_yuan(amount)
     except MoneyFormatError:
@@ -364,6 +373,7 @@ async def refund_submit(
             amount=parsed,
             form_key=key,
             clock=clock,
+            written=written,
         )
     except HuiminError as refusal:
         if refusal.status >= 500 or refusal.status in (403, 404):
@@ -379,6 +389,7 @@ async def refund_submit(
                 error=_refund_refusal(t, refusal),
                 status=refusal.status,
             )
+    await written.publish(request.app.state.redis)  # committed: on to the rules engine
     return RedirectResponse(
         f"{CONSOLE_PREFIX}/till/receipts/{redemption_id}?refund={refunded.id}", status_code=303
     )

@@ -6,7 +6,7 @@ reach the rules within a second of their commit, through a Redis Streams consume
   or slow publish is logged and forgotten, never the request's failure: the cursor scanner
   (`flows.scan`, the worker's `risk-scan` job) stays on as the reconciler and evaluates whatever was not
   published (a crash between commit and publish, Redis down, an entry trimmed before it was read, the
-  console's till and resident pages, which do not publish).
+  lottery draw, which does not publish). The console's till and resident pages publish as the API does.
 - **Consuming.** A consumer group per source stream. A consumer reads batches (`XREADGROUP`), loads the
   events by id from the database and evaluates them with the scanner's loaders and rules
   (`service.evaluate_events`). It stores the alerts and one `risk_evaluated_events` row per event in one
