@@ -9,9 +9,10 @@ and link to a risk case, through API and console": the console half is
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import httpx
 import pytest
@@ -29,7 +30,7 @@ from huimin.complaints.domain import Category
 from huimin.complaints.models import ComplaintRow
 from huimin.config import Settings
 from huimin.db import unit_of_work
-from huimin.kit.clock import ManualClock
+from huimin.kit.clock import ManualClock, local_datetime
 from huimin.kit.ids import new_id
 from huimin.kit.terms import Jurisdiction
 from huimin.merchants.models import MerchantRow
@@ -77,8 +78,10 @@ async def _alert(
     rule: Rule = Rule.THRESHOLD_HUGGING,
     period: str = "2022-06-24",
     evidence: dict[str, object] | None = None,
+    score: int = 45,
 ) -> str:
-    """An alert as the scanner stores it (the rules have their own tests), about a merchant."""
+    """An alert raised now by the clock, as the scanner stores it (the rules have their own tests), about
+    a merchant."""
     now = clock.now()
     async with unit_of_work(sessions) as session:
         row = RiskAlertRow(
@@ -90,7 +93,7 @@ async def _alert(
             jurisdiction=jurisdiction.value,
             period=period,
             status=AlertStatus.OPEN.value,
-            score=45,
+            score=score,
             figure=9000,
             threshold=7000,
             unit="bp",
@@ -245,8 +248,15 @@ def _routes(scene: Scene) -> list[tuple[str, frozenset[Role], frozenset[Role]]]:
             monitors | receivers,
             nobody,
         ),
+        (
+            "/console/risk?min_score=45&raised_from=2022-06-24&raised_to=2022-06-24",
+            monitors | receivers,
+            nobody,
+        ),
+        ("/console/risk?min_score=&raised_from=&raised_to=", monitors | receivers, nobody),  # an empty form
         ("/console/risk/watch-list", monitors, nobody),
         ("/console/risk/watch-list?min_score=10", monitors, nobody),
+        ("/console/risk/watch-list?campaign_id=&min_score=", monitors, nobody),  # the form sent empty
         ("/console/risk/cases", monitors | receivers, nobody),
         (f"/console/risk/alerts/{scene.alert_own}", monitors, receivers),
         (f"/console/risk/alerts/{scene.alert_other}", frozenset({CITY, OPS}), receivers | {COUNTY}),
@@ -602,6 +612,90 @@ async def test_an_alert_becomes_a_case_referred_and_sanctioned(
     assert [step.action for step in steps] == ["open", "investigate", "confirm", "refer", "sanction"]
     assert steps[-1].actor_role == "city_admin"
     assert "merchant.suspend" in await _audit_actions(app, world.shop)
+
+
+def _listed_alerts(page: str) -> list[str]:
+    return re.findall(r'<tr data-alert="([^"]+)"', page)
+
+
+async def test_the_alert_list_filters_by_score_and_local_day(
+    app: FastAPI, world: World, sessions: async_sessionmaker[AsyncSession], clock: ManualClock
+) -> None:
+    """ "Today's alerts scoring 60 or more", as the city's investigator asks every morning: the day is
+    Beijing's, the score at the line is in, a county still sees only its own merchants, and the values
+    stay in the form and in the paging links."""
+    day = date(2022, 6, 24)  # the clock stands at 11:00 Beijing time on it
+
+    async def raised(score: int, period: str, merchant_id: str | None = None) -> str:
+        return await _alert(
+            sessions,
+            clock,
+            campaign_id=world.campaign_id,
+            merchant_id=merchant_id or world.shop,
+            jurisdiction=Jurisdiction.YANJIANG if merchant_id is None else Jurisdiction.ANYUE,
+            period=period,
+            score=score,
+        )
+
+    at_line = await raised(60, "at line")
+    below = await raised(59, "below")
+    filler = [await raised(65, f"filler {serial}") for serial in range(50)]  # a second page
+    clock.set(local_datetime(day, time(23, 30)))  # 15:30 UTC, still 24 June in Beijing
+    late = await raised(70, "late")
+    other = await raised(80, "other", world.shop_other)  # 安岳县's
+    clock.set(local_datetime(day + timedelta(days=1), time()))
+    tomorrow = await raised(90, "tomorrow")
+
+    city = await signed_in(app, world.users[CITY], clock)
+    query = "min_score=60&raised_from=2022-06-24&raised_to=2022-06-24"
+    first = await city.http.get(f"/console/risk?{query}")
+    assert first.status_code == 200
+    assert_page_is_clean(first)
+    assert _listed_alerts(first.text)[:2] == [other, late]  # highest score first
+    assert len(_listed_alerts(first.text)) == 50
+    assert 'id="min_score" name="min_score" type="number" min="0" max="99999" value="60"' in first.text
+    assert 'id="raised_from" name="raised_from" type="date" value="2022-06-24"' in first.text
+    assert 'id="raised_to" name="raised_to" type="date" value="2022-06-24"' in first.text
+    [next_link] = re.findall(r'<a class="button button-quiet" href="(\?[^"]*page=2)"', first.text)
+    second = await city.http.get("/console/risk" + html.unescape(next_link))
+    assert second.status_code == 200
+    assert 'value="60"' in second.text
+    shown = set(_listed_alerts(first.text)) | set(_listed_alerts(second.text))
+    assert shown == {at_line, late, other, *filler}  # 53: not 59 points, not the next day
+    assert _listed_alerts(second.text)[-1] == at_line  # the lowest score, on the last page
+    one_less = await city.http.get(
+        "/console/risk?min_score=59&raised_from=2022-06-24&raised_to=2022-06-24&page=2"
+    )
+    assert _listed_alerts(one_less.text)[-2:] == [at_line, below]
+
+    # a county reviewer: the same filters, within its jurisdiction
+    county = await signed_in(app, world.users[COUNTY], clock)
+    seen = [await county.http.get(f"/console/risk?{query}&page={page}") for page in (1, 2)]
+    assert [len(_listed_alerts(page.text)) for page in seen] == [50, 2]  # 雁江区's 52
+    assert _listed_alerts(seen[0].text)[0] == late
+    assert _listed_alerts(seen[1].text)[-1] == at_line
+    assert all(other not in page.text for page in seen)
+    only_late = await county.http.get(
+        "/console/risk?min_score=70&raised_from=2022-06-24&raised_to=2022-06-24"
+    )
+    assert _listed_alerts(only_late.text) == [late]
+    next_day = await county.http.get("/console/risk?raised_from=2022-06-25")
+    assert _listed_alerts(next_day.text) == [tomorrow]
+
+    english = await city.http.get(f"/console/risk?{query}&lang=en")
+    assert "Minimum score" in english.text
+    assert "Raised from" in english.text
+    assert "Raised to" in english.text
+    await city.http.get("/console/overview?lang=zh")
+
+    inverted = await city.http.get("/console/risk?raised_from=2022-06-25&raised_to=2022-06-24")
+    assert inverted.status_code == 422
+    assert "invalid_request" in inverted.text
+    assert "raised_from" in inverted.text
+    for bad in ("min_score=-1", "min_score=sixty", "raised_to=24/06/2022"):
+        refused = await city.http.get(f"/console/risk?{bad}")
+        assert refused.status_code == 422, bad
+        assert "invalid_request" in refused.text, bad
 
 
 async def test_a_finding_is_recorded_and_the_city_suspends_from_it(

@@ -1,9 +1,11 @@
 """Alerts to cases over the staff API, on SQLite and PostgreSQL: who sees what (scope answers 404), the
 lifecycle with its refused steps, referral to the police who then see the case, and the sanction that
-expels the merchant through the merchants service (dishonest list, outbox event for the money side)."""
+expels the merchant through the merchants service (dishonest list, outbox event for the money side).
+The alert list's score and local-day filters, within each caller's scope."""
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import httpx
@@ -14,9 +16,13 @@ from huimin.audit.models import AuditRecordRow
 from huimin.auth.principals import Principal, Role
 from huimin.config import Settings
 from huimin.db import unit_of_work
+from huimin.kit.clock import ManualClock, local_date, local_datetime
+from huimin.kit.ids import new_id
 from huimin.kit.terms import Jurisdiction
 from huimin.merchants.models import DishonestEntryRow, MerchantEventRow, MerchantRow
 from huimin.risk import flows
+from huimin.risk.domain import AlertStatus, Rule, SubjectKind
+from huimin.risk.models import RiskAlertRow
 from tests.integration import test_risk_scan as risk_scan
 from tests.integration.merchant_helpers import CITY, OPERATOR, reviewer
 from tests.integration.staff import as_
@@ -192,3 +198,120 @@ async def test_a_dismissed_case_takes_its_alerts_off_the_watch_list(
     assert (await step(http, case_id, CITY, action="investigate", reason="重开")).status_code == 409
     watch = (await http.get(f"{RISK}/watch-list", headers=as_(CITY))).json()
     assert merchant_id not in {entry["subject_id"] for entry in watch}
+
+
+async def _alert_now(
+    sessions: async_sessionmaker[AsyncSession],
+    clock: ManualClock,
+    *,
+    campaign_id: str,
+    subject_id: str,
+    score: int,
+    jurisdiction: Jurisdiction = Jurisdiction.YANJIANG,
+    updated_at: datetime | None = None,
+) -> str:
+    """An alert raised now by the clock, as the scanner stores it (the scan has its own tests)."""
+    now = clock.now()
+    async with unit_of_work(sessions) as session:
+        row = RiskAlertRow(
+            id=new_id("alr"),
+            campaign_id=campaign_id,
+            rule=Rule.VELOCITY.value,
+            subject_kind=SubjectKind.MERCHANT.value,
+            subject_id=subject_id,
+            jurisdiction=jurisdiction.value,
+            period=local_date(now).isoformat(),
+            status=AlertStatus.OPEN.value,
+            score=score,
+            figure=12,
+            threshold=4,
+            unit="per_hour",
+            summary="12 redemptions in an hour",
+            evidence={"redemption_count": 12},
+            hits=1,
+            raised_at=now,
+            updated_at=updated_at or now,
+            last_event_at=now,
+        )
+        session.add(row)
+    return row.id
+
+
+async def _listed(http: httpx.AsyncClient, who: Principal, **params: Any) -> list[str]:
+    response = await http.get(f"{RISK}/alerts", params=params, headers=as_(who))
+    assert response.status_code == 200, response.text
+    return [item["subject_id"] for item in response.json()["items"]]
+
+
+async def test_the_alert_list_filters_by_score_and_local_day_within_the_scope(
+    till: Till, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    clock, campaign_id = till.clock, till.campaign_id
+    day = local_date(clock.now()) + timedelta(days=2)  # the day an investigator asks about
+
+    async def raised(at: datetime, subject_id: str, score: int, **extra: Any) -> None:
+        clock.set(at)
+        await _alert_now(
+            sessions, clock, campaign_id=campaign_id, subject_id=subject_id, score=score, **extra
+        )
+
+    # raised one second before the day, updated during it: the day it was raised counts
+    await raised(
+        local_datetime(day, time()) - timedelta(seconds=1),
+        "eve",
+        80,
+        updated_at=local_datetime(day, time(10)),
+    )
+    await raised(local_datetime(day, time()), "midnight", 60)  # the first instant of the day, at the line
+    await raised(local_datetime(day, time(12)), "below", 59)
+    await raised(local_datetime(day, time(23, 30)), "late", 75)  # 15:30 UTC: still this Beijing day
+    await raised(local_datetime(day, time(23, 30, 1)), "lezhi", 90, jurisdiction=Jurisdiction.LEZHI)
+    await raised(local_datetime(day + timedelta(days=1), time()), "next", 95)
+    http = till.http
+    today = {"min_score": 60, "raised_from": day.isoformat(), "raised_to": day.isoformat()}
+
+    assert await _listed(http, OPERATOR, **today) == ["lezhi", "late", "midnight"]
+    late = (await http.get(f"{RISK}/alerts", params=today, headers=as_(OPERATOR))).json()["items"][1]
+    assert late["raised_at"].startswith(f"{day.isoformat()}T15:30:00")  # UTC
+    assert await _listed(http, OPERATOR, min_score=60) == ["next", "lezhi", "eve", "late", "midnight"]
+    assert await _listed(http, OPERATOR, min_score=61) == ["next", "lezhi", "eve", "late"]
+    assert await _listed(http, OPERATOR, min_score=0, raised_to=(day - timedelta(days=1)).isoformat()) == [
+        "eve"
+    ]
+    assert await _listed(http, OPERATOR, raised_from=(day + timedelta(days=1)).isoformat()) == ["next"]
+    assert await _listed(http, OPERATOR, raised_from=day.isoformat(), raised_to=day.isoformat()) == [
+        "lezhi",
+        "late",
+        "midnight",
+        "below",
+    ]
+
+    # the filters narrow the caller's scope, never widen it
+    assert await _listed(http, reviewer(Jurisdiction.YANJIANG), **today) == ["late", "midnight"]
+    assert await _listed(http, reviewer(Jurisdiction.LEZHI), **today) == ["lezhi"]
+    assert await _listed(http, POLICE, **today) == []  # nothing referred to the police
+    assert (await http.get(f"{RISK}/alerts", params=today, headers=as_(HOTLINE))).status_code == 403
+
+
+async def test_the_alert_list_refuses_an_inverted_day_range_and_a_negative_score(till: Till) -> None:
+    day = date(2022, 6, 24)
+    inverted = await till.http.get(
+        f"{RISK}/alerts",
+        params={"raised_from": day.isoformat(), "raised_to": (day - timedelta(days=1)).isoformat()},
+        headers=as_(OPERATOR),
+    )
+    assert inverted.status_code == 422
+    assert inverted.json()["code"] == "invalid_request"
+    assert [problem["field"] for problem in inverted.json()["problems"]] == ["raised_from"]
+    same_day = await till.http.get(
+        f"{RISK}/alerts",
+        params={"raised_from": day.isoformat(), "raised_to": day.isoformat()},
+        headers=as_(OPERATOR),
+    )
+    assert same_day.status_code == 200  # one day: from and to are both included
+    negative = await till.http.get(f"{RISK}/alerts", params={"min_score": -1}, headers=as_(OPERATOR))
+    assert negative.status_code == 422
+    assert negative.json()["code"] == "invalid_request"
+    not_a_day = await till.http.get(f"{RISK}/alerts", params={"raised_to": "6/24"}, headers=as_(OPERATOR))
+    assert not_a_day.status_code == 422
+    assert not_a_day.json()["code"] == "invalid_request"

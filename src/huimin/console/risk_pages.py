@@ -9,6 +9,7 @@ answers 404. Every step of a case is recorded by the service (who, when, why).
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -25,7 +26,7 @@ from huimin.console.repository import ConsoleRepository
 from huimin.console.web import CONSOLE_PREFIX, page_count, parse_term, render, translator
 from huimin.db import unit_of_work
 from huimin.deps import ClockDep, SessionDep, SessionsDep
-from huimin.errors import HuiminError, InvalidInput
+from huimin.errors import HuiminError, InvalidInput, Problem
 from huimin.risk import service as risk
 from huimin.risk.domain import (
     MEASURES,
@@ -74,6 +75,25 @@ def _may_step(principal: Principal, action: CaseAction) -> bool:
 # 风险预警: alerts
 
 
+def _score(value: str | None) -> int | None:
+    """The form's minimum score: empty is no filter (the form sends the field empty)."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not value.isascii() or not value.isdigit():
+        raise InvalidInput([Problem("min_score", f"not a score: {value!r}")], code="invalid_request")
+    return int(value)
+
+
+def _day(field: str, value: str | None) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput([Problem(field, f"not a date: {value!r}")], code="invalid_request") from None
+
+
 @router.get("")
 async def alerts(
     request: Request,
@@ -84,8 +104,13 @@ async def alerts(
     status: Annotated[str | None, Query(max_length=16)] = None,
     subject_kind: Annotated[str | None, Query(max_length=16)] = None,
     subject_id: Annotated[str | None, Query(max_length=64)] = None,
+    min_score: Annotated[str | None, Query(max_length=5)] = None,
+    raised_from: Annotated[str | None, Query(max_length=10)] = None,
+    raised_to: Annotated[str | None, Query(max_length=10)] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
 ) -> HTMLResponse:
+    """预警列表. The score and day filters are the API's: at least `min_score`, raised (first seen) on
+    Asia/Shanghai days from `raised_from` to `raised_to`, both included."""
     known, chosen = await _campaigns(session, request, campaign_id)
     chosen_rule = parse_term(Rule, "rule", rule)
     chosen_status = parse_term(AlertStatus, "status", status)
@@ -96,6 +121,9 @@ async def alerts(
         status=chosen_status.value if chosen_status else None,
         subject_kind=chosen_kind.value if chosen_kind else None,
         subject_id=(subject_id or "").strip() or None,
+        min_score=_score(min_score),
+        raised_from=_day("raised_from", raised_from),
+        raised_to=_day("raised_to", raised_to),
     )
     found = await risk.list_alerts(
         session, principal=user.principal, where=where, page=page, page_size=PAGE_SIZE
@@ -106,6 +134,9 @@ async def alerts(
         "status": status or "",
         "subject_kind": subject_kind or "",
         "subject_id": where.subject_id or "",
+        "min_score": "" if where.min_score is None else str(where.min_score),
+        "raised_from": "" if where.raised_from is None else where.raised_from.isoformat(),
+        "raised_to": "" if where.raised_to is None else where.raised_to.isoformat(),
     }
     return render(
         request,
@@ -246,11 +277,12 @@ async def watch_list(
     user: ConsoleUserDep,
     session: SessionDep,
     campaign_id: Annotated[str | None, Query(max_length=32)] = None,
-    min_score: Annotated[int | None, Query(ge=0, le=10_000)] = None,
+    min_score: Annotated[str | None, Query(max_length=5)] = None,
 ) -> HTMLResponse:
     known, chosen = await _campaigns(session, request, campaign_id)
+    score = _score(min_score)  # the form sends the field empty for "no minimum"
     entries = await risk.watch_list(
-        session, principal=user.principal, campaign_id=chosen.id if chosen else None, min_score=min_score
+        session, principal=user.principal, campaign_id=chosen.id if chosen else None, min_score=score
     )
     return render(
         request,
@@ -261,7 +293,7 @@ async def watch_list(
             "campaigns": known,
             "campaign": chosen,
             "entries": entries,
-            "min_score": "" if min_score is None else min_score,
+            "min_score": "" if score is None else score,
         },
         **user.frame(),
     )

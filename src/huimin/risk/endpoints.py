@@ -8,6 +8,7 @@ what is decided in `service` (403 `forbidden`, 404 outside the caller's scope).
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
@@ -49,7 +50,10 @@ _ACT: dict[int | str, dict[str, Any]] = {
 
 
 @router.get(
-    "/alerts", response_model=AlertPage, summary="Alerts (预警), highest score first", responses=_READ
+    "/alerts",
+    response_model=AlertPage,
+    summary="Alerts (预警), highest score first",
+    responses={**_READ, 422: {"description": "invalid_request (also raised_from after raised_to)"}},
 )
 async def list_alerts(
     session: SessionDep,
@@ -59,15 +63,30 @@ async def list_alerts(
     status: AlertStatus | None = None,
     subject_kind: SubjectKind | None = None,
     subject_id: Annotated[str | None, Query(max_length=64)] = None,
+    min_score: Annotated[int | None, Query(ge=0, description="the alert's score, this one included")] = None,
+    raised_from: Annotated[
+        date | None, Query(description="first Asia/Shanghai day the alert was raised on, included")
+    ] = None,
+    raised_to: Annotated[
+        date | None, Query(description="last Asia/Shanghai day the alert was raised on, included")
+    ] = None,
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=service.MAX_PAGE_SIZE)] = 50,
 ) -> AlertPage:
+    """The alerts the caller may see, highest score first. `min_score` keeps alerts scoring at least that
+    much. `raised_from` and `raised_to` are Asia/Shanghai calendar days, both included, of when the alert
+    was first raised (`raised_at`), not of its last update (`updated_at`: a pattern seen again updates
+    its alert): an alert raised at 23:30 Beijing time is in that day. `raised_from` after `raised_to` is
+    refused with 422 `invalid_request`."""
     where = AlertFilter(
         campaign_id=campaign_id,
         rule=None if rule is None else rule.value,
         status=None if status is None else status.value,
         subject_kind=None if subject_kind is None else subject_kind.value,
         subject_id=subject_id,
+        min_score=min_score,
+        raised_from=raised_from,
+        raised_to=raised_to,
     )
     return alert_page(
         await service.list_alerts(session, principal=principal, where=where, page=page, page_size=page_size)

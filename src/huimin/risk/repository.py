@@ -7,7 +7,7 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, delete, func, insert, or_, select
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from huimin.campaigns.models import BatchRow
 from huimin.claims.models import VoucherEventRow, VoucherRow
 from huimin.eligibility.models import PersonIdentifierRow, ResidentRow
+from huimin.kit.clock import local_datetime
 from huimin.merchants.models import MerchantRow
 from huimin.redemptions.models import RedemptionEventRow, RedemptionRow, RefundRow
 from huimin.risk.domain import AlertStatus, SubjectKind
@@ -42,6 +43,11 @@ class AlertFilter:
     status: str | None = None
     subject_kind: str | None = None
     subject_id: str | None = None
+    min_score: int | None = None  # the alert's own score, this one included
+    # Asia/Shanghai calendar days, both included, of when the alert was first raised (`raised_at`; a
+    # pattern seen again moves `updated_at`, not the day it was raised)
+    raised_from: date | None = None
+    raised_to: date | None = None
     jurisdiction: str | None = None  # a county reviewer's scope: merchant subjects of it only
     case_ids: Collection[str] | None = None  # a department's scope: alerts of cases referred to it
 
@@ -508,6 +514,14 @@ class RiskRepository:
             query = query.where(RiskAlertRow.subject_kind == where.subject_kind)
         if where.subject_id is not None:
             query = query.where(RiskAlertRow.subject_id == where.subject_id)
+        if where.min_score is not None:
+            query = query.where(RiskAlertRow.score >= where.min_score)
+        if where.raised_from is not None:
+            query = query.where(RiskAlertRow.raised_at >= local_datetime(where.raised_from, time()))
+        if where.raised_to is not None:
+            # before the next local midnight, so that the whole last day is in
+            next_day = local_datetime(where.raised_to + timedelta(days=1), time())
+            query = query.where(RiskAlertRow.raised_at < next_day)
         if where.jurisdiction is not None:
             query = query.where(RiskAlertRow.jurisdiction == where.jurisdiction)
         if where.case_ids is not None:

@@ -526,8 +526,18 @@ class Page(Generic[T]):
 async def list_alerts(
     session: AsyncSession, *, principal: Principal, where: AlertFilter, page: int = 1, page_size: int = 50
 ) -> Page[RiskAlertRow]:
+    """预警列表: the alerts the principal may see that match `where`, highest score first. The caller's
+    scope (a county's jurisdiction, a department's referred cases) is added here, whatever `where` says.
+    A day range that ends before it starts is refused (422 `invalid_request`), not answered empty."""
     scope = _scope(principal)
     offset, limit = _page_bounds(page, page_size)
+    if where.min_score is not None and where.min_score < 0:
+        raise InvalidInput([Problem("min_score", "a score from 0")], code="invalid_request")
+    if where.raised_from is not None and where.raised_to is not None and where.raised_from > where.raised_to:
+        raise InvalidInput(
+            [Problem("raised_from", f"{where.raised_from} is after raised_to {where.raised_to}")],
+            code="invalid_request",
+        )
     repository = RiskRepository(session)
     if scope.jurisdiction is not None:
         where = AlertFilter(**{**where.__dict__, "jurisdiction": scope.jurisdiction})
