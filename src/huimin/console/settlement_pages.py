@@ -5,8 +5,8 @@ unused funds to the finance bureau (资金清退) with the final statement per f
 Every action is `huimin.settlement`'s: the operator prepares runs, imports the bank's confirmations
 and requests the recovery (`settlement.prepare`); the finance bureau approves runs and the recovery,
 never one it prepared or requested (`settlement.approve`); the operator and finance download the
-clearing file (`settlement.export`); the city reads (`settlement.read`). The settlement service has
-no rejection of a run: a run awaiting approval is approved or waits, so its form approves only.
+clearing file (`settlement.export`); the city reads (`settlement.read`). Finance may also return
+(退回) a run awaiting approval, with a reason the operator reads before preparing the day again.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ _REFUSALS = {
     "recovery_stale": "settlement.recovery_stale",
     "day_not_due": "settlement.day_not_due",
     "run_open": "settlement.run_open",
+    "invalid_return_reason": "settlement.return_reason_invalid",
 }
 
 
@@ -224,6 +225,7 @@ async def _run_page(
     page: int = 1,
     done: str | None = None,
     error: str | None = None,
+    reason: str = "",
     status: int = 200,
 ) -> HTMLResponse:
     board = await service.settlement_run(session, principal=user.principal, run_id=run_id)
@@ -240,9 +242,14 @@ async def _run_page(
             "may_approve": abilities["can_approve"]
             and board.run.status == RunStatus.PREPARED.value
             and user.principal.actor_id not in approvers,
+            # Returning is the checker's too: also after a first approval of two, never by the preparer.
+            "may_return": abilities["can_approve"]
+            and board.run.status == RunStatus.PREPARED.value
+            and user.principal.actor_id != board.run.prepared_by,
             "has_file": board.run.status != RunStatus.PREPARED.value and board.run.file_sha256 is not None,
-            "done": done if done in ("prepared", "approved", "recorded") else None,
+            "done": done if done in ("prepared", "approved", "recorded", "returned") else None,
             "error": error,
+            "reason": reason,
             **abilities,
         },
         status=status,
@@ -284,6 +291,40 @@ async def approve(
             )
     done = "recorded" if approved.status == RunStatus.PREPARED.value else "approved"
     return RedirectResponse(f"{CONSOLE_PREFIX}/settlement/runs/{run_id}?done={done}", status_code=303)
+
+
+@router.post("/runs/{run_id}/return", response_model=None)
+async def return_run(
+    run_id: str,
+    request: Request,
+    user: ConsoleUserDep,
+    sessions: SessionsDep,
+    clock: ClockDep,
+    reason: Annotated[str, Form(max_length=2_000)] = "",
+) -> Response:
+    """Return a run (退回, checker) with a reason: its redemptions are free again and the operator may
+    prepare the day anew."""
+    user.principal.require(Permission.SETTLEMENT_APPROVE)  # before reading the form: 403, not 422
+    t = translator(request)
+    try:
+        async with unit_of_work(sessions) as session:
+            await settlement.return_run(
+                session, principal=user.principal, run_id=run_id, reason=reason, clock=clock
+            )
+    except HuiminError as refusal:
+        if refusal.code not in _REFUSALS:
+            raise
+        async with unit_of_work(sessions) as session:
+            return await _run_page(
+                request,
+                user,
+                session,
+                run_id,
+                error=t(_REFUSALS[refusal.code]),
+                reason=reason,
+                status=refusal.status,
+            )
+    return RedirectResponse(f"{CONSOLE_PREFIX}/settlement/runs/{run_id}?done=returned", status_code=303)
 
 
 @router.get("/runs/{run_id}/clearing-file.csv")

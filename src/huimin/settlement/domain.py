@@ -6,11 +6,13 @@ subsidy of its confirmed redemptions of a business day and before (T+1 by defaul
 and of what the merchant owes back; the money moves in the ledger (see `huimin.ledger.domain`).
 
 Run:  `prepared` (lines fixed, redemptions attached) → `approved` (finance approved: postings made,
-      clearing file fixed, awaiting the bank) → `closed` (the bank answered every payout).
+      clearing file fixed, awaiting the bank) → `closed` (the bank answered every payout);
+      `prepared` → `returned` (退回: finance refused it with a reason; nothing was posted, its
+      redemptions are free again and the day may be prepared anew).
 Line: `prepared` → `sent` (in the clearing file) → `paid` | `failed` (returned to payable, retried by
       the next run); `prepared` → `offset` (nothing left to pay after the set-off: settled at
       approval) | `frozen` (the merchant was suspended or expelled before approval: not paid, its
-      redemptions wait for a later run).
+      redemptions wait for a later run) | `returned` (its run was returned).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "allocate",
     "apportion",
     "approvals_needed",
+    "check_return_reason",
     "latest_due_day",
     "parse_bank_file",
     "parse_reference",
@@ -52,6 +55,7 @@ class RunStatus(StrEnum):
     PREPARED = "prepared"
     APPROVED = "approved"
     CLOSED = "closed"
+    RETURNED = "returned"
 
 
 class LineStatus(StrEnum):
@@ -61,14 +65,19 @@ class LineStatus(StrEnum):
     PAID = "paid"
     FAILED = "failed"
     FROZEN = "frozen"
+    RETURNED = "returned"
 
 
 # A redemption attached to a line in one of these is in settlement: it cannot be refunded meanwhile.
 IN_FLIGHT = frozenset({LineStatus.PREPARED, LineStatus.SENT})
 # A line in one of these has given its redemptions back to the pool: the next run may take them.
-RETURNED = frozenset({LineStatus.FAILED, LineStatus.FROZEN})
+RETURNED = frozenset({LineStatus.FAILED, LineStatus.FROZEN, LineStatus.RETURNED})
 # The bank has nothing more to say about a line in one of these.
-FINAL = frozenset({LineStatus.OFFSET, LineStatus.PAID, LineStatus.FAILED, LineStatus.FROZEN})
+FINAL = frozenset(
+    {LineStatus.OFFSET, LineStatus.PAID, LineStatus.FAILED, LineStatus.FROZEN, LineStatus.RETURNED}
+)
+# A reason for returning a run is required, and short enough to read in a list (the column's width).
+RETURN_REASON_MAX = 500
 
 
 class SettlementRefused:
@@ -96,6 +105,10 @@ class SettlementRefused:
     @staticmethod
     def not_prepared(status: str) -> HuiminError:
         return ConflictError(f"the run is {status}, not awaiting approval", code="run_not_prepared")
+
+    @staticmethod
+    def return_reason(message: str) -> HuiminError:
+        return InvalidInput([Problem("reason", message)], code="invalid_return_reason")
 
     @staticmethod
     def maker_checker() -> HuiminError:
@@ -166,6 +179,17 @@ def check_approver(*, preparer: str, approver: str, approved_by: Sequence[str]) 
         raise SettlementRefused.maker_checker()
     if approver in approved_by:
         raise SettlementRefused.already_approved()
+
+
+def check_return_reason(reason: str) -> str:
+    """The reason finance gives for returning a run (退回原因), trimmed: required, at most 500
+    characters. The operator reads it before preparing the day again."""
+    text = reason.strip()
+    if not text:
+        raise SettlementRefused.return_reason("required: say what is wrong with the run")
+    if len(text) > RETURN_REASON_MAX:
+        raise SettlementRefused.return_reason(f"at most {RETURN_REASON_MAX} characters")
+    return text
 
 
 # Payout references: the run's id without its prefix, then the line's number. 31 characters of

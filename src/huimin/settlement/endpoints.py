@@ -1,7 +1,7 @@
 """HTTP for settlement (console users): `/api/v1/staff/settlement`.
 
 The operator prepares runs, imports the bank's confirmations and requests the recovery; the finance
-bureau approves runs and the recovery; the clearing file (with clear bank accounts, for the bank) is
+bureau approves runs and the recovery, or returns (退回) a run with a reason; the clearing file (with clear bank accounts, for the bank) is
 downloaded by the operator or finance. Idempotent by their business keys: preparing a day again
 answers the same run, a bank file applies each payout once, a campaign has one recovery.
 """
@@ -25,6 +25,7 @@ from huimin.settlement.schemas import (
     ReconciliationOut,
     RecoveryIn,
     RecoveryOut,
+    ReturnIn,
     RunDetailOut,
     RunOut,
     StatementOut,
@@ -83,6 +84,21 @@ async def approve(
 ) -> RunOut:
     run = await service.approve(
         session, principal=principal, run_id=run_id, clock=clock, sealer=_sealer(settings)
+    )
+    return RunOut.of(run)
+
+
+@router.post(
+    "/runs/{run_id}/return",
+    response_model=RunOut,
+    summary="Return a run to the operator with a reason (checker, 退回)",
+    responses={**_STAFF, 422: {"description": "invalid_request, invalid_return_reason"}},
+)
+async def return_run(
+    run_id: str, body: ReturnIn, session: SessionDep, principal: StaffDep, clock: ClockDep
+) -> RunOut:
+    run = await service.return_run(
+        session, principal=principal, run_id=run_id, reason=body.reason, clock=clock
     )
     return RunOut.of(run)
 

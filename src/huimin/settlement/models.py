@@ -1,7 +1,8 @@
 """Tables of settlement: per-campaign settings, runs with their approvals and payout lines, the bank's
 confirmations, what merchants owe back (receivables) and how it was collected, clawbacks, recoveries.
 
-What can be a constraint is one: one run per campaign and business day; a line's amount is its
+What can be a constraint is one: one live run per campaign and business day (a returned run steps
+aside, so the day can be prepared again); a returned run says who returned it, when and why; a line's amount is its
 subsidy less its set-off; the preparer never approves (a CHECK on a copy of the preparer beside each
 approval); a recovery is approved by someone other than its requester; collected never exceeds owed.
 """
@@ -21,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -66,13 +68,28 @@ class SettlementRunRow(Base):
 
     __tablename__ = "settlement_runs"
     __table_args__ = (
-        UniqueConstraint("campaign_id", "business_day"),
+        # One live run per day; returned runs (any number) stay beside it as history.
+        Index(
+            "uq_settlement_runs_live_day",
+            "campaign_id",
+            "business_day",
+            unique=True,
+            sqlite_where=text("status <> 'returned'"),
+            postgresql_where=text("status <> 'returned'"),
+        ),
         CheckConstraint(_one_of("status", RunStatus), name="status_known"),
         CheckConstraint("approvals_needed IN (1, 2)", name="approvals_known"),
         CheckConstraint(
             "total_fen >= 0 AND netted_fen >= 0 AND subsidy_fen = total_fen + netted_fen", name="totals"
         ),
-        CheckConstraint("status = 'prepared' OR approved_at IS NOT NULL", name="approval_recorded"),
+        CheckConstraint(
+            "status IN ('prepared', 'returned') OR approved_at IS NOT NULL", name="approval_recorded"
+        ),
+        CheckConstraint(
+            "(status = 'returned') = (returned_at IS NOT NULL AND returned_by IS NOT NULL "
+            "AND return_reason IS NOT NULL AND approved_at IS NULL)",
+            name="return_recorded",
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -96,6 +113,11 @@ class SettlementRunRow(Base):
     file_payouts: Mapped[int | None] = mapped_column(Integer)
     file_total_fen: Mapped[int | None] = mapped_column(FenColumn)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # 退回: finance refused the run; its lines are `returned` and nothing was posted.
+    returned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    returned_by: Mapped[str | None] = mapped_column(String(64))
+    returned_by_name: Mapped[str | None] = mapped_column(String(64))
+    return_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class SettlementApprovalRow(Base):

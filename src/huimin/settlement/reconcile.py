@@ -11,6 +11,8 @@ a clean day has none.
    the lines sent;
 5. every payout sent has the bank's answer, and every row of the bank's files about the day's runs
    was applied (unknown references, amounts that disagree, duplicates and contradictions are listed).
+
+A returned run (退回) is reconciled too: its totals, and no money of it anywhere in the ledger.
 """
 
 from __future__ import annotations
@@ -90,6 +92,9 @@ async def _reconcile_run(
         found.append(Difference(run.id, what, detail))
 
     lines = await repository.lines(run.id)
+    # Approved (by the last approver) and so posted, with its clearing file fixed; a prepared or
+    # returned run has neither.
+    approved = run.status in (RunStatus.APPROVED.value, RunStatus.CLOSED.value)
     # 1. run totals
     sums = (len(lines), sum(line.subsidy_fen for line in lines), sum(line.amount_fen for line in lines))
     if sums != (run.lines, run.subsidy_fen, run.total_fen):
@@ -115,7 +120,7 @@ async def _reconcile_run(
     }
     for line in lines:
         count, fen = held.pop(line.merchant_id, (0, 0))
-        if line.status in (LineStatus.FAILED.value, LineStatus.FROZEN.value):
+        if LineStatus(line.status) in domain.RETURNED:
             continue  # its redemptions went back to payable (refundable, settled by a later run)
         if (count, fen) != (line.redemptions, line.subsidy_fen):
             differ(
@@ -155,7 +160,7 @@ async def _reconcile_run(
         expected = {
             ("settle", reference): line.amount_fen if sent else 0,
             ("setoff", reference): line.netted_fen
-            if line.status != LineStatus.FROZEN.value and run.status != RunStatus.PREPARED.value
+            if line.status != LineStatus.FROZEN.value and approved
             else 0,
             ("payout_paid", reference): -line.amount_fen if line.status == LineStatus.PAID.value else 0,
             ("payout_failed", reference): -line.amount_fen if line.status == LineStatus.FAILED.value else 0,
@@ -170,7 +175,7 @@ async def _reconcile_run(
         if amount:
             differ("ledger", f"{kind} {reference} moves {Fen(amount).format()} without a matching line")
     # 4. the clearing file
-    if run.status != RunStatus.PREPARED.value:
+    if approved:
         sent_lines = [
             line
             for line in lines

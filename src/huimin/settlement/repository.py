@@ -17,7 +17,7 @@ from huimin.claims.models import VoucherEventRow, VoucherRow
 from huimin.db import UtcDateTime
 from huimin.merchants.models import MerchantRow
 from huimin.redemptions.models import RedemptionRow
-from huimin.settlement.domain import DEFAULT_DUAL_APPROVAL_ABOVE, DEFAULT_LAG_DAYS, LineStatus
+from huimin.settlement.domain import DEFAULT_DUAL_APPROVAL_ABOVE, DEFAULT_LAG_DAYS, LineStatus, RunStatus
 from huimin.settlement.models import (
     ClawbackRow,
     CollectionRow,
@@ -30,7 +30,10 @@ from huimin.settlement.models import (
 
 __all__ = ["SettlementRepository"]
 
-_RETURNED = "('failed', 'frozen')"
+# Lines whose payout was due and did not happen: the next run retries their redemptions and says so
+# (`retry_fen`). A `returned` line also frees its redemptions, but its run never went to the bank: the
+# day's next run takes them as a first payout, not a retry.
+_RETRIED = "('failed', 'frozen')"
 
 # A redemption the run for day :day may take: confirmed, of that day or before, of an active merchant,
 # and not in a line awaiting approval or the bank (a paid or offset line made it `settled`): never in a
@@ -98,7 +101,9 @@ class SettlementRepository:
     async def run_of_day(self, campaign_id: str, day: date) -> SettlementRunRow | None:
         return await self.session.scalar(
             select(SettlementRunRow).where(
-                SettlementRunRow.campaign_id == campaign_id, SettlementRunRow.business_day == day
+                SettlementRunRow.campaign_id == campaign_id,
+                SettlementRunRow.business_day == day,
+                SettlementRunRow.status != RunStatus.RETURNED.value,
             )
         )
 
@@ -142,7 +147,7 @@ class SettlementRepository:
         await self._exec(
             f"""
             UPDATE settlement_lines SET retried_in_run_id = :run
-            WHERE status IN {_RETURNED} AND retried_in_run_id IS NULL
+            WHERE status IN {_RETRIED} AND retried_in_run_id IS NULL
               AND run_id IN (SELECT id FROM settlement_runs WHERE campaign_id = :campaign)
               AND merchant_id IN (SELECT id FROM merchants WHERE campaign_id = :campaign AND status = 'active')
             """,  # noqa: S608 - constant fragments only, values are bound
@@ -272,6 +277,22 @@ class SettlementRepository:
             WHERE run_id = :run AND status = 'prepared'
               AND merchant_id IN (SELECT id FROM merchants WHERE status <> 'active')
             """,
+            run=run_id,
+        )
+
+    async def return_lines(self, run_id: str) -> None:
+        """A returned run's lines become `returned`: their items stay (what the run held, for the
+        record) but no longer keep the redemptions in settlement. The failed or frozen lines it was
+        retrying are let go, so that the day's next run retries them (and reports it)."""
+        await self._exec(
+            "UPDATE settlement_lines SET status = 'returned' WHERE run_id = :run AND status = 'prepared'",
+            run=run_id,
+        )
+        await self._exec(
+            f"""
+            UPDATE settlement_lines SET retried_in_run_id = NULL
+            WHERE retried_in_run_id = :run AND status IN {_RETRIED}
+            """,  # noqa: S608 - constant fragments only, values are bound
             run=run_id,
         )
 

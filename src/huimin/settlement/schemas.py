@@ -20,6 +20,7 @@ __all__ = [
     "ReconciliationOut",
     "RecoveryIn",
     "RecoveryOut",
+    "ReturnIn",
     "RunDetailOut",
     "RunOut",
     "StatementOut",
@@ -31,6 +32,15 @@ class PrepareIn(BaseModel):
 
     campaign_id: str = Field(max_length=32)
     business_day: date
+
+
+class ReturnIn(BaseModel):
+    """退回: why finance returns the run (required, at most 500 characters once trimmed: checked by the
+    service, `invalid_return_reason`; the bound here only caps the request)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(max_length=2_000)
 
 
 class RecoveryIn(BaseModel):
@@ -56,6 +66,9 @@ class RunOut(BaseModel):
     approved_at: datetime | None
     file_sha256: str | None
     closed_at: datetime | None
+    returned_at: datetime | None
+    returned_by: str | None
+    return_reason: str | None
 
     @classmethod
     def of(cls, row: SettlementRunRow) -> RunOut:
@@ -76,6 +89,9 @@ class RunOut(BaseModel):
             approved_at=row.approved_at,
             file_sha256=row.file_sha256,
             closed_at=row.closed_at,
+            returned_at=row.returned_at,
+            returned_by=row.returned_by_name,
+            return_reason=row.return_reason,
         )
 
 

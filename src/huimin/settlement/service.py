@@ -76,6 +76,7 @@ __all__ = [
     "prepare",
     "render_clearing_file",
     "request_recovery",
+    "return_run",
     "statement",
     "write_clearing_file",
 ]
@@ -284,6 +285,55 @@ async def approve(
         run.closed_at = now
     await session.flush()
     checkpoint("approved")
+    return run
+
+
+async def return_run(
+    session: AsyncSession, *, principal: Principal, run_id: str, reason: str, clock: Clock
+) -> SettlementRunRow:
+    """Return a run (退回, the checker's refusal): finance sends a prepared run back to the operator
+    with a reason. Only a run still awaiting approval, also one with the first of two approvals (that
+    approval stays on record, without effect); never by its preparer, as for approval. Nothing was
+    posted at preparation, so nothing is reversed: the run and its lines become `returned`, which
+    frees their redemptions, and the operator may prepare the day again. Returning it again, or
+    returning an approved run, is refused (`run_not_prepared`)."""
+    principal.require(Permission.SETTLEMENT_APPROVE)
+    why = domain.check_return_reason(reason)
+    repository = SettlementRepository(session)
+    found = await repository.run(run_id)
+    if found is None:
+        raise SettlementRefused.unknown_run(run_id)
+    await repository.book_for_update(found.campaign_id)
+    run = await repository.run(run_id, lock=True)
+    if run is None:  # pragma: no cover - read just above
+        raise SettlementRefused.unknown_run(run_id)
+    if run.status != RunStatus.PREPARED.value:
+        raise SettlementRefused.not_prepared(run.status)
+    if principal.actor_id == run.prepared_by:
+        raise SettlementRefused.maker_checker()
+    now = clock.now()
+    await repository.return_lines(run.id)
+    run.status = RunStatus.RETURNED.value
+    run.returned_at = now
+    run.returned_by = principal.actor_id
+    run.returned_by_name = principal.name or principal.actor_id
+    run.return_reason = why
+    await session.flush()
+    approvals = await _approvals(session, run.id)
+    await audit.record(
+        session,
+        principal=principal,
+        action="settlement.run_returned",
+        object_type="settlement_run",
+        object_id=run.id,
+        at=now,
+        detail={
+            "business_day": run.business_day.isoformat(),
+            "total_fen": run.total_fen,
+            "approvals": len(approvals),
+            "reason": why,
+        },
+    )
     return run
 
 

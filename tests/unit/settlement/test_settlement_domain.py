@@ -95,6 +95,18 @@ def test_maker_checker_and_two_approvers() -> None:
     domain.check_approver(preparer="usr_a", approver="usr_c", approved_by=["usr_b"])
 
 
+def test_a_return_needs_a_reason_of_at_most_500_characters() -> None:
+    assert domain.check_return_reason("  商户应冻结\n") == "商户应冻结"
+    assert domain.check_return_reason("因" * 500) == "因" * 500
+    for reason in ("", " \t\n", "因" * 501):
+        with pytest.raises(InvalidInput) as refused:
+            domain.check_return_reason(reason)
+        assert (refused.value.code, refused.value.status) == ("invalid_return_reason", 422)
+    # A returned line frees its redemptions and the bank will never answer it.
+    assert domain.LineStatus.RETURNED in domain.RETURNED
+    assert domain.LineStatus.RETURNED not in domain.IN_FLIGHT
+
+
 def test_t_plus_one() -> None:
     assert domain.latest_due_day(date(2022, 6, 25), 1) == date(2022, 6, 24)
     assert domain.latest_due_day(date(2022, 6, 25), 0) == date(2022, 6, 25)
