@@ -94,14 +94,14 @@ class _Checked:
 async def _checked(repository: RedemptionRepository, request: RedemptionRequest, now: datetime) -> _Checked:
     """Every refusal of a redemption that needs no write, and the purchase's arithmetic: shared by
     `redeem` and the till's preview `quote`."""
-    found = await repository.voucher_by_code(normalise_code(request.voucher_code))
+    found = await repository.spend_context(
+        normalise_code(request.voucher_code), request.merchant_id, request.terminal_id.strip().upper()
+    )
     if found is None:
         raise RedemptionRefused.unknown_voucher()
-    voucher, batch_row = found
-    merchant = await repository.merchant(request.merchant_id)
+    voucher, batch_row, merchant, terminal = found
     if merchant is None or merchant.campaign_id != voucher.campaign_id:
         raise RedemptionRefused.unknown_merchant(request.merchant_id)
-    terminal = await repository.terminal(voucher.campaign_id, request.terminal_id.strip().upper())
     if terminal is None or terminal.merchant_id != merchant.id:
         raise RedemptionRefused.unknown_terminal(request.terminal_id)
     if merchant.status != MerchantStatus.ACTIVE.value:
