@@ -5,17 +5,34 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Executable, bindparam, func, select, text, update
+from sqlalchemy import Executable, and_, bindparam, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.campaigns.models import BatchRow, CampaignRow, RoundBatchRow, RoundRow, StockShardRow
 from huimin.claims.models import ClaimCounterRow, LotteryDrawRow, LotteryEntryRow, VoucherRow
+from huimin.eligibility import blocks
+from huimin.eligibility.models import ResidentRow, UnionMemberRow
 
-__all__ = ["ClaimsRepository"]
+__all__ = ["ClaimContext", "ClaimsRepository"]
+
+
+@dataclass(frozen=True)
+class ClaimContext:
+    """Everything a claim or a lottery entry reads before it writes, in one round trip."""
+
+    round: RoundRow
+    batch: BatchRow
+    campaign: CampaignRow
+    resident: ResidentRow | None  # None: no such resident of the calling app
+    blocked: bool  # a risk sanction blocks the person or the device in the campaign
+    union_member: bool  # the person's ID number is on the trade union's list
+    earlier_voucher_id: str | None  # the voucher this resident took in this round and batch with this key
+
 
 _TAKE_UNLOCKED_SHARD = text(
     """
@@ -41,6 +58,35 @@ _ROUND_BATCH = (
     .join(CampaignRow, CampaignRow.id == RoundRow.campaign_id)
     .where(RoundRow.id == bindparam("round_id"), BatchRow.id == bindparam("batch_id"))
 )
+# The round and batch (404 when the batch is not released in the round), the campaign, the calling
+# app's resident if it exists, and the three facts about that resident the checks need.
+_CLAIM_CONTEXT = (
+    select(
+        RoundRow,
+        BatchRow,
+        CampaignRow,
+        ResidentRow,
+        blocks.blocked(RoundRow.campaign_id, ResidentRow.person_id, ResidentRow.device_digest),
+        exists().where(UnionMemberRow.id_number_digest == ResidentRow.id_number_digest),
+        select(VoucherRow.id)
+        .where(
+            VoucherRow.resident_id == ResidentRow.id,
+            VoucherRow.round_id == RoundRow.id,
+            VoucherRow.batch_id == BatchRow.id,
+            VoucherRow.idempotency_key == bindparam("key"),
+        )
+        .limit(1)
+        .scalar_subquery(),
+    )
+    .join(RoundBatchRow, RoundBatchRow.round_id == RoundRow.id)
+    .join(BatchRow, BatchRow.id == RoundBatchRow.batch_id)
+    .join(CampaignRow, CampaignRow.id == RoundRow.campaign_id)
+    .outerjoin(
+        ResidentRow,
+        and_(ResidentRow.id == bindparam("resident_id"), ResidentRow.partner_id == bindparam("partner_id")),
+    )
+    .where(RoundRow.id == bindparam("round_id"), BatchRow.id == bindparam("batch_id"))
+)
 _SHARDS_WITH_STOCK = select(StockShardRow.shard).where(
     StockShardRow.round_id == bindparam("round_id"),
     StockShardRow.batch_id == bindparam("batch_id"),
@@ -57,12 +103,6 @@ _TAKE_FROM_SHARD = (  # (DML parameters may not be named after columns)
     .values(remaining=StockShardRow.remaining - 1)
     # no shard rows are loaded in a claim's session; the ORM must not try to match its parameters to any
     .execution_options(synchronize_session=False)
-)
-_VOUCHER_BY_KEY = select(VoucherRow).where(
-    VoucherRow.resident_id == bindparam("resident_id"),
-    VoucherRow.round_id == bindparam("round_id"),
-    VoucherRow.batch_id == bindparam("batch_id"),
-    VoucherRow.idempotency_key == bindparam("key"),
 )
 _COUNT_UP: dict[str, Executable] = {}  # by dialect name
 
@@ -95,6 +135,27 @@ class ClaimsRepository:
             await self.session.execute(_ROUND_BATCH, {"round_id": round_id, "batch_id": batch_id})
         ).one_or_none()
         return None if found is None else (found[0], found[1], found[2])
+
+    async def claim_context(
+        self, *, round_id: str, batch_id: str, partner_id: str, resident_id: str, key: str | None
+    ) -> ClaimContext | None:
+        """None when the batch is not released in the round (or either does not exist)."""
+        found = (
+            await self.session.execute(
+                _CLAIM_CONTEXT,
+                {
+                    "round_id": round_id,
+                    "batch_id": batch_id,
+                    "partner_id": partner_id,
+                    "resident_id": resident_id,
+                    "key": key,
+                },
+            )
+        ).one_or_none()
+        if found is None:
+            return None
+        round_, batch, campaign, resident, blocked, member, earlier = found
+        return ClaimContext(round_, batch, campaign, resident, bool(blocked), bool(member), earlier)
 
     async def count_up(self, person_id: str, scope: str, limit: int) -> bool:
         """Add one to a person's count in a scope unless it has reached `limit`; True if counted."""
@@ -268,11 +329,3 @@ class ClaimsRepository:
             ClaimCounterRow.scope.like(f"r:{round_id}:b:%")
         )
         return [(row[0], row[1], row[2]) for row in await self.session.execute(query)]
-
-    async def voucher_by_key(
-        self, resident_id: str, round_id: str, batch_id: str, key: str
-    ) -> VoucherRow | None:
-        return await self.session.scalar(
-            _VOUCHER_BY_KEY,
-            {"resident_id": resident_id, "round_id": round_id, "batch_id": batch_id, "key": key},
-        )

@@ -25,8 +25,7 @@ from huimin.claims.domain import (
 )
 from huimin.claims.gate import ClaimGate, RedisGate, SqlGate, claims_paused
 from huimin.claims.models import ClaimCounterRow, LotteryDrawRow, LotteryEntryRow, VoucherEventRow, VoucherRow
-from huimin.claims.repository import ClaimsRepository
-from huimin.eligibility import blocks
+from huimin.claims.repository import ClaimContext, ClaimsRepository
 from huimin.eligibility import service as eligibility
 from huimin.eligibility.geofence import Geofence, Location
 from huimin.eligibility.models import ResidentRow
@@ -99,25 +98,30 @@ async def claim_voucher(
 
     The voucher records where it was claimed (`ClaimPlace`: the position to ~100 m, the network of
     `client_ip`, the request's address; None: unknown) for the fraud rules."""
-    round_, batch, campaign = await round_batch_or_refuse(session, round_id, batch_id)
+    context = await _claim_context(
+        session,
+        round_id=round_id,
+        batch_id=batch_id,
+        partner_id=partner_id,
+        resident_id=resident_id,
+        key=idempotency_key,
+    )
+    round_, batch, campaign = context.round, context.batch, context.campaign
     if round_.mode != ClaimMode.FIRST_COME:
         raise ClaimRefused.wrong_mode()
-    resident = await eligibility.get_resident(session, partner_id=partner_id, resident_id=resident_id)
+    resident = _resident_of(context, resident_id)
     if not resident.real_name_verified:
         raise ClaimRefused.identity_unverified()
     now = clock.now()
     if not round_.opens_at <= now < round_.closes_at:
         raise ClaimRefused.round_not_open(round_.opens_at, round_.closes_at, now)
-    district = await _check_eligibility(
-        session, resident=resident, batch=batch, location=location, geofence=geofence
-    )
+    district = _check_eligibility(context, location=location, geofence=geofence)
     verdict = await gate.admit(round_.id, batch.id, resident.person_id, batch.per_person_per_round)
-    if idempotency_key and isinstance(gate, RedisGate) and verdict in ("ok", "limit_reached"):
-        # Redis keeps idempotency answers without persistence: a retry whose answer Redis lost finds
-        # the voucher its first attempt committed, and gets it again instead of a second one.
-        earlier = await ClaimsRepository(session).voucher_by_key(
-            resident.id, round_.id, batch.id, idempotency_key
-        )
+    if context.earlier_voucher_id and isinstance(gate, RedisGate) and verdict in ("ok", "limit_reached"):
+        # Redis keeps idempotency answers without persistence: a retry whose answer Redis lost finds the
+        # voucher its first attempt committed (read with the context above: the key's reservation keeps
+        # a second attempt with it out meanwhile), and gets it again instead of a second one.
+        earlier = await session.get(VoucherRow, context.earlier_voucher_id)
         if earlier is not None:
             if verdict == "ok":
                 await gate.release(round_.id, batch.id, resident.person_id)
@@ -159,25 +163,36 @@ async def round_batch_or_refuse(
     return found
 
 
-async def _check_eligibility(
-    session: AsyncSession, *, resident: ResidentRow, batch: BatchRow, location: Location, geofence: Geofence
-) -> District:
+async def _claim_context(
+    session: AsyncSession, *, round_id: str, batch_id: str, partner_id: str, resident_id: str, key: str | None
+) -> ClaimContext:
+    context = await ClaimsRepository(session).claim_context(
+        round_id=round_id, batch_id=batch_id, partner_id=partner_id, resident_id=resident_id, key=key
+    )
+    if context is None:
+        if await session.get(RoundRow, round_id) is None:
+            raise ClaimRefused.unknown_round(round_id)
+        raise ClaimRefused.unknown_batch(batch_id)
+    return context
+
+
+def _resident_of(context: ClaimContext, resident_id: str) -> ResidentRow:
+    """The calling app's resident; another app's is as unknown as a missing one."""
+    if context.resident is None:
+        raise eligibility.unknown_resident(resident_id)
+    return context.resident
+
+
+def _check_eligibility(context: ClaimContext, *, location: Location, geofence: Geofence) -> District:
     """Where the resident is (inside the city), whether a risk sanction blocks the person or the device
     in the campaign, and whether the batch is open to them (union batches). Checked before the claim
     gate, so a blocked claim never takes a reservation."""
     district = geofence.district_of(location)
     if district is None:
         raise ClaimRefused.not_eligible_location()
-    if await blocks.active_block(
-        session,
-        campaign_id=batch.campaign_id,
-        person_id=resident.person_id,
-        device_digest=resident.device_digest,
-    ):
+    if context.blocked:
         raise ClaimRefused.blocked()
-    if batch.members_only and not await eligibility.is_union_member(
-        session, id_number_digest=resident.id_number_digest
-    ):
+    if context.batch.members_only and not context.union_member:
         raise ClaimRefused.not_union_member()
     return district
 
@@ -355,18 +370,24 @@ async def enter_lottery(
 ) -> Entered:
     """报名: register a resident's entry for a batch of a lottery round while registration is open.
     One entry per natural person and batch; entering again returns the first entry."""
-    round_, batch, campaign = await round_batch_or_refuse(session, round_id, batch_id)
+    context = await _claim_context(
+        session,
+        round_id=round_id,
+        batch_id=batch_id,
+        partner_id=partner_id,
+        resident_id=resident_id,
+        key=None,
+    )
+    round_, batch, campaign = context.round, context.batch, context.campaign
     if round_.mode != ClaimMode.LOTTERY:
         raise HuiminError("this is a first-come round: claim instead", code="not_a_lottery", status=409)
-    resident = await eligibility.get_resident(session, partner_id=partner_id, resident_id=resident_id)
+    resident = _resident_of(context, resident_id)
     if not resident.real_name_verified:
         raise ClaimRefused.identity_unverified()
     now = clock.now()
     if not round_.opens_at <= now < round_.closes_at:
         raise ClaimRefused.round_not_open(round_.opens_at, round_.closes_at, now)
-    district = await _check_eligibility(
-        session, resident=resident, batch=batch, location=location, geofence=geofence
-    )
+    district = _check_eligibility(context, location=location, geofence=geofence)
     draw = await commit_seed(session, round_id=round_id, sealer=sealer, clock=clock)
     existing = await session.scalar(
         select(LotteryEntryRow).where(

@@ -11,14 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, Exists, and_, bindparam, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.eligibility.models import ClaimBlockRow, ResidentRow
 from huimin.kit.ids import new_id
 
-__all__ = ["BlockSubject", "active_block", "add_block", "blocks_of_case", "persons_on_device"]
+__all__ = ["BlockSubject", "active_block", "add_block", "blocked", "blocks_of_case", "persons_on_device"]
 
 
 class BlockSubject(StrEnum):
@@ -26,25 +27,36 @@ class BlockSubject(StrEnum):
     DEVICE = "device"
 
 
-_ACTIVE_BLOCK = (
-    # Built once: every claim runs it, and building it per call cost more than running it.
-    select(ClaimBlockRow)
-    .where(
-        ClaimBlockRow.campaign_id == bindparam("campaign_id"),
+def _active(campaign_id: Any, person_id: Any, device_digest: Any) -> ColumnElement[bool]:
+    """A block, not lifted, on the person or on the device in the campaign: the arguments are bound
+    parameters or columns of an enclosing query."""
+    return and_(
+        ClaimBlockRow.campaign_id == campaign_id,
         ClaimBlockRow.lifted_at.is_(None),
         or_(
             and_(
                 ClaimBlockRow.subject_kind == BlockSubject.PERSON.value,
-                ClaimBlockRow.subject_id == bindparam("person_id"),
+                ClaimBlockRow.subject_id == person_id,
             ),
             and_(
                 ClaimBlockRow.subject_kind == BlockSubject.DEVICE.value,
-                ClaimBlockRow.subject_id == bindparam("device_digest"),
+                ClaimBlockRow.subject_id == device_digest,
             ),
         ),
     )
+
+
+# Built once: every claim runs it, and building it per call cost more than running it.
+_ACTIVE_BLOCK = (
+    select(ClaimBlockRow)
+    .where(_active(bindparam("campaign_id"), bindparam("person_id"), bindparam("device_digest")))
     .limit(1)
 )
+
+
+def blocked(campaign_id: Any, person_id: Any, device_digest: Any) -> Exists:
+    """`active_block` as an EXISTS over columns of an enclosing query (the claim's one read)."""
+    return exists().where(_active(campaign_id, person_id, device_digest))
 
 
 async def active_block(

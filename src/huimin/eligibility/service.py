@@ -16,7 +16,7 @@ from huimin.kit.clock import Clock
 from huimin.kit.hashing import KeyedHasher, mask, normalise_identifier
 from huimin.kit.ids import new_id
 
-__all__ = ["Registration", "get_resident", "is_union_member", "register_resident"]
+__all__ = ["Registration", "get_resident", "is_union_member", "register_resident", "unknown_resident"]
 
 
 @dataclass(frozen=True)
@@ -130,8 +130,12 @@ async def get_resident(session: AsyncSession, *, partner_id: str, resident_id: s
     """A resident of this partner; another partner's resident is as unknown as a missing one."""
     row = await session.get(ResidentRow, resident_id)
     if row is None or row.partner_id != partner_id:
-        raise NotFound(f"no resident {resident_id!r}", code="unknown_resident")
+        raise unknown_resident(resident_id)
     return row
+
+
+def unknown_resident(resident_id: str) -> NotFound:
+    return NotFound(f"no resident {resident_id!r}", code="unknown_resident")
 
 
 async def is_union_member(session: AsyncSession, *, id_number_digest: str) -> bool:
