@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, select, tuple_
+from sqlalchemy import Table, bindparam, func, insert, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +37,7 @@ _POSTGRES_ONE_TRANSACTION = (
     .on_conflict_do_nothing(index_elements=["campaign_id", "kind", "reference"])
     .returning(LedgerTransactionRow.kind, LedgerTransactionRow.reference)
 )
+_POSTINGS = insert(cast(Table, LedgerPostingRow.__table__))
 _FUNDING_SPLITS = (
     select(BatchFundingRow.batch_id, FunderRow.code, BatchFundingRow.share_bp)
     .join(FunderRow, FunderRow.id == BatchFundingRow.funder_id)
@@ -126,7 +127,10 @@ class LedgerRepository:
             for posting in tx.postings
         ]
         if postings:
-            await self.session.execute(insert(LedgerPostingRow), postings)
+            # Core executemany on the session's connection: the ORM's bulk-insert path added about half
+            # a millisecond per call and nothing the ledger uses (postings are never loaded as objects here)
+            connection = await self.session.connection()
+            await connection.execute(_POSTINGS, postings)
 
     async def existing(self, campaign_id: str, keys: Sequence[Key]) -> dict[Key, str]:
         found: dict[Key, str] = {}
