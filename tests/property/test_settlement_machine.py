@@ -213,12 +213,16 @@ class SettlementMachine(RuleBasedStateMachine):
     # Settlement, with crashes
 
     @precondition(lambda self: not self.recovered)
-    @rule(outcomes=st.lists(st.booleans(), min_size=8, max_size=8), crash=st.sampled_from((None, *STEPS)))
-    def settle(self, outcomes: list[bool], crash: str | None) -> None:
+    @rule(
+        outcomes=st.lists(st.booleans(), min_size=8, max_size=8),
+        crash=st.sampled_from((None, *STEPS)),
+        returned=st.booleans(),
+    )
+    def settle(self, outcomes: list[bool], crash: str | None, returned: bool) -> None:
         self.clock.advance(timedelta(days=1))
-        self._settle_until_now(outcomes, crash)
+        self._settle_until_now(outcomes, crash, returned=returned)
 
-    def _settle_until_now(self, outcomes: list[bool], crash: str | None) -> None:
+    def _settle_until_now(self, outcomes: list[bool], crash: str | None, *, returned: bool = False) -> None:
         day = local_date(self.clock.now()) - timedelta(days=1)
 
         def checkpoint(step: str) -> None:
@@ -242,6 +246,24 @@ class SettlementMachine(RuleBasedStateMachine):
             assert self.run(self._snapshot()) == before, "a killed preparation left something behind"
         run = self.run(self._unit(prepare))
         assert self.run(self._unit(prepare)).id == run.id  # I4: the same day, the same run
+        if returned and run.status == "prepared":
+            # finance returns (退回) the run: nothing was posted, and the day prepares again, the same
+            returned_run = run
+            self.run(
+                self._unit(
+                    lambda session: service.return_run(
+                        session,
+                        principal=FINANCE,
+                        run_id=returned_run.id,
+                        reason="核对数据",
+                        clock=self.clock,
+                    )
+                )
+            )
+            self.check()
+            run = self.run(self._unit(prepare))
+            assert run.id != returned_run.id
+            assert (run.total_fen, run.subsidy_fen) == (returned_run.total_fen, returned_run.subsidy_fen)
 
         async def approve(session: AsyncSession, point: service.Checkpoint = service._carry_on) -> Any:
             return await service.approve(
