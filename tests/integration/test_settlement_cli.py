@@ -1,6 +1,6 @@
 """`huimin settlement …` and `huimin reconcile` as an operator runs them: a run prepared and approved by
 two different people (the preparer refused as approver), a clean reconciliation (exit 0), a bank file
-with differences (exit 1), the statement."""
+with differences (exit 1), the statement, a run returned by finance and the day prepared again."""
 
 from __future__ import annotations
 
@@ -58,3 +58,23 @@ def test_prepare_approve_reconcile_from_the_shell(tmp_path: Path) -> None:
     statement = huimin("settlement", "statement", "--campaign", "test-2022", database_url=url)
     assert statement.returncode == 0, statement.stderr
     assert "fiscal" in statement.stdout
+
+    # finance returns (退回) a prepared run; the day is prepared again as a new run
+    day = ("--campaign", "test-2022", "--day", "2022-06-25")
+    first = re.search(
+        r"run (stl_\w+)", huimin("settlement", "prepare", *day, *OPERATOR, database_url=url).stdout
+    )
+    assert first is not None
+    blank = huimin("settlement", "return", first.group(1), "--reason", " ", *FINANCE, database_url=url)
+    assert blank.returncode == 2  # bad input, as every command answers it
+    assert "invalid_return_reason" in blank.stderr
+    returned = huimin(
+        "settlement", "return", first.group(1), "--reason", "商户数据待核", *FINANCE, database_url=url
+    )
+    assert returned.returncode == 0, returned.stderr
+    assert "returned: 商户数据待核" in returned.stdout
+    second = re.search(
+        r"run (stl_\w+)", huimin("settlement", "prepare", *day, *OPERATOR, database_url=url).stdout
+    )
+    assert second is not None
+    assert second.group(1) != first.group(1)

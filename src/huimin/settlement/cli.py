@@ -1,7 +1,8 @@
 """`huimin settlement …` and `huimin reconcile`: settlement runs from the operator's shell.
 
 Acts of a person take `--actor NAME --role ROLE`, checked like a signed-in user of that role: the
-operator prepares, imports bank files and requests the recovery; finance approves (never their own).
+operator prepares, imports bank files and requests the recovery; finance approves or returns (never
+their own).
 Reads run as the system. `huimin reconcile` exits 1 when it finds any difference.
 """
 
@@ -93,6 +94,24 @@ def approve(
         )
     )
     out.print(_describe(run), highlight=False)
+
+
+@settlement_app.command("return")
+def return_run(
+    run_id: Annotated[str, typer.Argument(help="The run (stl_…).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the run goes back to the operator (≤ 500).")],
+    actor: ActorOption,
+    role: RoleOption,
+) -> None:
+    """Return a prepared run to the operator (退回, finance, not its preparer): nothing is posted, its
+    redemptions await settlement again, and the day can be prepared anew."""
+    principal = _person(actor, role)
+    run = _run(
+        lambda session: service.return_run(
+            session, principal=principal, run_id=run_id, reason=reason, clock=SystemClock()
+        )
+    )
+    out.print(f"{_describe(run)}; returned: {run.return_reason}", highlight=False)
 
 
 @settlement_app.command("export")
