@@ -7,8 +7,9 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Executable, and_, bindparam, exists, func, select, text, update
+from sqlalchemy import Executable, Table, and_, bindparam, exists, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -104,6 +105,7 @@ _TAKE_FROM_SHARD = (  # (DML parameters may not be named after columns)
     # no shard rows are loaded in a claim's session; the ORM must not try to match its parameters to any
     .execution_options(synchronize_session=False)
 )
+_INSERT_VOUCHER = insert(cast(Table, VoucherRow.__table__))
 _COUNT_UP: dict[str, Executable] = {}  # by dialect name
 
 
@@ -156,6 +158,10 @@ class ClaimsRepository:
             return None
         round_, batch, campaign, resident, blocked, member, earlier = found
         return ClaimContext(round_, batch, campaign, resident, bool(blocked), bool(member), earlier)
+
+    async def insert_voucher(self, values: dict[str, Any]) -> None:
+        connection = await self.session.connection()
+        await connection.execute(_INSERT_VOUCHER, values)
 
     async def count_up(self, person_id: str, scope: str, limit: int) -> bool:
         """Add one to a person's count in a scope unless it has reached `limit`; True if counted."""

@@ -233,31 +233,34 @@ async def issue_voucher(
     # Stock last: the hottest rows are locked for the shortest time.
     if not await repository.take_one(round_.id, batch.id):
         raise ClaimRefused.sold_out()
-    voucher = VoucherRow(
-        id=new_id("vch"),
-        code=new_voucher_code(),
-        campaign_id=campaign.id,
-        batch_id=batch.id,
-        round_id=round_.id,
-        resident_id=resident.id,
-        person_id=resident.person_id,
-        status=VoucherStatus.CLAIMED.value,
-        value_fen=batch.max_value_fen,
-        claimed_at=now,
-        valid_until=valid_until(
+    values = {
+        "id": new_id("vch"),
+        "code": new_voucher_code(),
+        "campaign_id": campaign.id,
+        "batch_id": batch.id,
+        "round_id": round_.id,
+        "resident_id": resident.id,
+        "person_id": resident.person_id,
+        "status": VoucherStatus.CLAIMED.value,
+        "value_fen": batch.max_value_fen,
+        "claimed_at": now,
+        "valid_until": valid_until(
             now,
             kind=ValidityKind(batch.validity_kind),
             days=batch.validity_days,
             until=batch.validity_until,
             campaign_closes_at=local_datetime(campaign.ends_on + timedelta(days=1), time(0)),
         ),
-        district=district.value,
-        idempotency_key=idempotency_key,
-        claim_lng=place.lng if place else None,
-        claim_lat=place.lat if place else None,
-        claim_ip_prefix=place.ip_prefix if place else None,
-    )
-    session.add(voucher)
+        "district": district.value,
+        "idempotency_key": idempotency_key,
+        "claim_lng": place.lng if place else None,
+        "claim_lat": place.lat if place else None,
+        "claim_ip_prefix": place.ip_prefix if place else None,
+    }
+    # The voucher row goes in as a Core insert (the claim only reads the object it answers with); its
+    # `claimed` event through the session, whose flush the risk stream's publisher watches.
+    await repository.insert_voucher(values)
+    voucher = VoucherRow(**values)
     session.add(VoucherEventRow(voucher_id=voucher.id, kind="claimed", value_fen=batch.max_value_fen, at=now))
     await session.flush()
     # The voucher's value moves from the funders' budgets to the voucher liability in this same
