@@ -213,15 +213,7 @@ async def approve(
     lines of merchants no longer active, posts every payout and set-off, and fixes the clearing file."""
     principal.require(Permission.SETTLEMENT_APPROVE)
     repository = SettlementRepository(session)
-    found = await repository.run(run_id)
-    if found is None:
-        raise SettlementRefused.unknown_run(run_id)
-    await repository.book_for_update(found.campaign_id)
-    run = await repository.run(run_id, lock=True)
-    if run is None:  # pragma: no cover - read just above
-        raise SettlementRefused.unknown_run(run_id)
-    if run.status != RunStatus.PREPARED.value:
-        raise SettlementRefused.not_prepared(run.status)
+    run = await _prepared_for_update(repository, run_id)
     approvals = await _approvals(session, run.id)
     domain.check_approver(
         preparer=run.prepared_by, approver=principal.actor_id, approved_by=[row.approver for row in approvals]
@@ -300,15 +292,7 @@ async def return_run(
     principal.require(Permission.SETTLEMENT_APPROVE)
     why = domain.check_return_reason(reason)
     repository = SettlementRepository(session)
-    found = await repository.run(run_id)
-    if found is None:
-        raise SettlementRefused.unknown_run(run_id)
-    await repository.book_for_update(found.campaign_id)
-    run = await repository.run(run_id, lock=True)
-    if run is None:  # pragma: no cover - read just above
-        raise SettlementRefused.unknown_run(run_id)
-    if run.status != RunStatus.PREPARED.value:
-        raise SettlementRefused.not_prepared(run.status)
+    run = await _prepared_for_update(repository, run_id)
     if principal.actor_id == run.prepared_by:
         raise SettlementRefused.maker_checker()
     now = clock.now()
@@ -334,6 +318,21 @@ async def return_run(
             "reason": why,
         },
     )
+    return run
+
+
+async def _prepared_for_update(repository: SettlementRepository, run_id: str) -> SettlementRunRow:
+    """A run awaiting approval, locked after its campaign's settlement book (the order in which every
+    writer takes them), for its approval or its return; refused when unknown or no longer prepared."""
+    found = await repository.run(run_id)
+    if found is None:
+        raise SettlementRefused.unknown_run(run_id)
+    await repository.book_for_update(found.campaign_id)
+    run = await repository.run(run_id, lock=True)
+    if run is None:  # pragma: no cover - read just above
+        raise SettlementRefused.unknown_run(run_id)
+    if run.status != RunStatus.PREPARED.value:
+        raise SettlementRefused.not_prepared(run.status)
     return run
 
 
