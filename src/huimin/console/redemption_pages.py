@@ -7,7 +7,6 @@ decide who may see what; another jurisdiction's redemption answers 404.
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -21,10 +20,10 @@ from huimin.campaigns import service as campaigns
 from huimin.console import service
 from huimin.console.deps import ConsoleUser, ConsoleUserDep
 from huimin.console.repository import RedemptionFilter
-from huimin.console.web import CONSOLE_PREFIX, Decision, page_count, parse_term, render, translator
+from huimin.console.web import CONSOLE_PREFIX, Decision, page_count, parse_day, parse_term, render, translator
 from huimin.db import unit_of_work
 from huimin.deps import ClockDep, SessionDep, SessionsDep
-from huimin.errors import HuiminError, InvalidInput, Problem
+from huimin.errors import HuiminError
 from huimin.kit.terms import Jurisdiction
 from huimin.redemptions import flows
 from huimin.redemptions import service as redemptions
@@ -36,15 +35,6 @@ router = APIRouter(prefix=CONSOLE_PREFIX, include_in_schema=False)
 
 PAGE_SIZE = 50
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
-def _day(field: str, value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput([Problem(field, f"not a date: {value!r}")], code="invalid_request") from None
 
 
 class BigTicket(StrEnum):
@@ -79,8 +69,8 @@ async def redemption_list(
         merchant_id=(merchant_id or "").strip() or None,
         status=chosen_status.value if chosen_status else None,
         big_ticket=None if big is None else big is BigTicket.YES,
-        since=_day("since", since),
-        until=_day("until", until),
+        since=parse_day("since", since),
+        until=parse_day("until", until),
     )
     found = await service.search_redemptions(
         session, principal=user.principal, where=where, page=page, page_size=PAGE_SIZE

@@ -12,7 +12,6 @@ trail; the summary is recorded there too (`console.service.campaign_summary`).
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -24,9 +23,8 @@ from huimin.campaigns import service as campaigns
 from huimin.console import service
 from huimin.console.deps import ConsoleUserDep
 from huimin.console.i18n import Translator
-from huimin.console.web import CONSOLE_PREFIX, parse_term, render, translator
+from huimin.console.web import CONSOLE_PREFIX, parse_day, parse_term, render, translator
 from huimin.deps import ClockDep, SessionDep
-from huimin.errors import InvalidInput, Problem
 from huimin.kit.money import Fen
 from huimin.kit.terms import Category, Jurisdiction, MerchantClass
 from huimin.reports import exports
@@ -88,15 +86,6 @@ def _written(figures: Figures, keys: tuple[tuple[str, str], ...]) -> list[tuple[
     return [(key, _text(getattr(figures, key), unit)) for key, unit in keys]
 
 
-def _day(field: str, value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput([Problem(field, f"not a date: {value!r}")], code="invalid_request") from None
-
-
 def _label(line: reports.Line, by: Dimension, t: Translator) -> str:
     """A breakdown line's label in the reader's language where the vocabulary has it."""
     kinds = {
@@ -147,8 +136,8 @@ async def figures_page(
     campaign = service.choose_campaign(known, campaign_id, clock.now())
     dimension = parse_term(Dimension, "by", by) or Dimension.DAY
     query = reports.Query(
-        since=_day("since", since),
-        until=_day("until", until),
+        since=parse_day("since", since),
+        until=parse_day("until", until),
         jurisdiction=parse_term(Jurisdiction, "jurisdiction", jurisdiction),
         category=parse_term(Category, "category", category),
         merchant_class=parse_term(MerchantClass, "merchant_class", merchant_class),

@@ -9,7 +9,6 @@ answers 404. Every step of a case is recorded by the service (who, when, why).
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -23,7 +22,7 @@ from huimin.campaigns.models import CampaignRow
 from huimin.console import service
 from huimin.console.deps import ConsoleUser, ConsoleUserDep
 from huimin.console.repository import ConsoleRepository
-from huimin.console.web import CONSOLE_PREFIX, page_count, parse_term, render, translator
+from huimin.console.web import CONSOLE_PREFIX, page_count, parse_day, parse_term, render, translator
 from huimin.db import unit_of_work
 from huimin.deps import ClockDep, SessionDep, SessionsDep
 from huimin.errors import HuiminError, InvalidInput, Problem
@@ -85,15 +84,6 @@ def _score(value: str | None) -> int | None:
     return int(value)
 
 
-def _day(field: str, value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput([Problem(field, f"not a date: {value!r}")], code="invalid_request") from None
-
-
 @router.get("")
 async def alerts(
     request: Request,
@@ -122,8 +112,8 @@ async def alerts(
         subject_kind=chosen_kind.value if chosen_kind else None,
         subject_id=(subject_id or "").strip() or None,
         min_score=_score(min_score),
-        raised_from=_day("raised_from", raised_from),
-        raised_to=_day("raised_to", raised_to),
+        raised_from=parse_day("raised_from", raised_from),
+        raised_to=parse_day("raised_to", raised_to),
     )
     found = await risk.list_alerts(
         session, principal=user.principal, where=where, page=page, page_size=PAGE_SIZE

@@ -24,7 +24,7 @@ from huimin.campaigns import service as campaigns
 from huimin.campaigns.models import CampaignRow
 from huimin.console import service
 from huimin.console.deps import ConsoleUser, ConsoleUserDep
-from huimin.console.web import CONSOLE_PREFIX, page_count, render, translator
+from huimin.console.web import CONSOLE_PREFIX, page_count, parse_day, render, translator
 from huimin.db import unit_of_work
 from huimin.deps import ClockDep, SessionDep, SessionsDep
 from huimin.errors import HuiminError, InvalidInput, Problem
@@ -56,15 +56,6 @@ _REFUSALS = {
 
 def _sealer(request: Request) -> Sealer:
     return MerchantSealer.from_settings(request.app.state.settings).bank_account
-
-
-def _day(field: str, value: str | None) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput([Problem(field, f"not a date: {value!r}")], code="invalid_request") from None
 
 
 async def _campaign(
@@ -151,7 +142,7 @@ async def prepare(
     user.principal.require(Permission.SETTLEMENT_PREPARE)  # before reading the form: 403, not 422
     t = translator(request)
     try:
-        day = _day("business_day", business_day)
+        day = parse_day("business_day", business_day)
         if day is None:
             raise InvalidInput([Problem("business_day", "required")], code="invalid_request")
         async with unit_of_work(sessions) as session:
@@ -358,7 +349,7 @@ async def reconciliation(
     day: Annotated[str | None, Query(max_length=10)] = None,
 ) -> HTMLResponse:
     known, campaign = await _campaign(session, user, campaign_id, request)
-    chosen = _day("day", day)
+    chosen = parse_day("day", day)
     report = None
     runs = []
     if campaign is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -226,6 +226,16 @@ def parse_term(kind: type[E], field: str, value: str | None) -> E | None:
         return kind(value)
     except ValueError:
         raise InvalidInput([Problem(field, f"unknown {field} {value!r}")], code="invalid_request") from None
+
+
+def parse_day(field: str, value: str | None) -> date | None:
+    """A filter's day (YYYY-MM-DD), or None when empty; anything else is refused (422)."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput([Problem(field, f"not a date: {value!r}")], code="invalid_request") from None
 
 
 def page_count(total: int, page_size: int) -> int:
