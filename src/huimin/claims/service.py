@@ -157,10 +157,15 @@ async def round_batch_or_refuse(
 ) -> tuple[RoundRow, BatchRow, CampaignRow]:
     found = await ClaimsRepository(session).round_batch(round_id, batch_id)
     if found is None:
-        if await session.get(RoundRow, round_id) is None:
-            raise ClaimRefused.unknown_round(round_id)
-        raise ClaimRefused.unknown_batch(batch_id)
+        raise await _unknown_round_or_batch(session, round_id, batch_id)
     return found
+
+
+async def _unknown_round_or_batch(session: AsyncSession, round_id: str, batch_id: str) -> HuiminError:
+    """The refusal when a batch is not released in a round: the round itself may be the unknown one."""
+    if await session.get(RoundRow, round_id) is None:
+        return ClaimRefused.unknown_round(round_id)
+    return ClaimRefused.unknown_batch(batch_id)
 
 
 async def _claim_context(
@@ -170,9 +175,7 @@ async def _claim_context(
         round_id=round_id, batch_id=batch_id, partner_id=partner_id, resident_id=resident_id, key=key
     )
     if context is None:
-        if await session.get(RoundRow, round_id) is None:
-            raise ClaimRefused.unknown_round(round_id)
-        raise ClaimRefused.unknown_batch(batch_id)
+        raise await _unknown_round_or_batch(session, round_id, batch_id)
     return context
 
 

@@ -48,12 +48,6 @@ _SPEND_CONTEXT = (
     .where(VoucherRow.code == bindparam("code"))
 )
 
-_VOUCHER_BY_CODE = (
-    select(VoucherRow, BatchRow)
-    .join(BatchRow, BatchRow.id == VoucherRow.batch_id)
-    .where(VoucherRow.code == bindparam("code"))
-)
-
 _TAKE_VOUCHER = (
     update(_VOUCHERS)
     .where(
@@ -140,13 +134,6 @@ class RedemptionRepository:
             )
         ).one_or_none()
         return None if row is None else (row[0], row[1], row[2], row[3])
-
-    async def voucher_by_code(self, code: str) -> tuple[VoucherRow, BatchRow] | None:
-        row = (await self.session.execute(_VOUCHER_BY_CODE, {"code": code})).one_or_none()
-        return None if row is None else (row[0], row[1])
-
-    async def terminal(self, campaign_id: str, terminal_id: str) -> MerchantTerminalRow | None:
-        return await self.session.get(MerchantTerminalRow, (campaign_id, terminal_id))
 
     async def merchant(self, merchant_id: str) -> MerchantRow | None:
         return await self.session.get(MerchantRow, merchant_id)
