@@ -40,9 +40,13 @@ import os
 import random
 import secrets
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -62,6 +66,7 @@ from harness import (
     database,
     drive,
     encode,
+    free_port,
     fresh_database,
     huimin,
     keep_server_log,
@@ -201,7 +206,10 @@ async def fire(plan: LoadPlan) -> LoadResult:
         headers = plan.partner.headers(
             path, body, **{"Idempotency-Key": f"bench-{run_tag}-{plan.client}-{number}"}
         )
-        await result.post(http, path, body, headers, created="claimed")
+        if await result.post(http, path, body, headers, created="claimed") is not None and (
+            result.outcomes[-1][0] == 201
+        ):
+            result.notes.setdefault("acknowledged_at", []).append(time.time())
 
     return await drive(
         base_url=plan.base_url,
@@ -284,6 +292,12 @@ def print_table(report: dict[str, Any]) -> None:
     )
     row("stock left", f"{check['stock_left']:,}")
     row("persons over the limit", f"{check['persons_over_limit']:,}")
+    lag = report.get("persistence_lag")
+    if lag:
+        row(
+            "acknowledged -> in PostgreSQL",
+            f"p50 {lag['p50_s']} s, p99 {lag['p99_s']} s, max {lag['max_s']} s, not persisted {lag['unpersisted']}",
+        )
     print(f"over-issue: {check['over_issue']}")
     if not check["ok"]:
         print(f"CHECK FAILED: {check['problems']}")
@@ -310,6 +324,13 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
             env.pop("HUIMIN_REDIS_URL", None)  # sqlite, postgres: no Redis at all (nonces in the database)
             if options.backend == "redis":
                 env["HUIMIN_REDIS_URL"] = os.environ.get("HUIMIN_BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+            if options.backend == "express":
+                # Express claims are acknowledged from Redis: a Redis of the bench's own that writes every
+                # acknowledged claim to its append-only file before answering (appendfsync always).
+                redis_url = durable_redis(scratch / "redis")
+                env.update(
+                    HUIMIN_CLAIMS_BACKEND="redis", HUIMIN_CLAIMS_ACK="redis", HUIMIN_REDIS_URL=redis_url
+                )
             say(f"migrating a fresh {options.backend} database")
             huimin(env, "db", "upgrade")
             opens = datetime.now(LOCAL_TZ).replace(microsecond=0) - timedelta(minutes=1)
@@ -324,12 +345,106 @@ def run(options: argparse.Namespace) -> dict[str, Any]:
                 encoding="utf-8",
             )
             huimin(env, "campaign", "load", str(campaign))
-            if options.backend == "redis":
+            if options.backend in ("redis", "express"):
                 huimin(env, "claims", "reconcile")  # open the Redis gate of the new round
             partner = create_partner(env, "压测 app", "app")
             return _with_server(options, env, url, partner, scratch, say)
     finally:
+        for redis in DURABLE_REDIS:
+            redis.kill()
+            redis.wait()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+DURABLE_REDIS: list[subprocess.Popen[bytes]] = []
+
+
+def durable_redis(directory: Path) -> str:
+    """redis-server on a free loopback port with AOF and `appendfsync always`, until the run ends."""
+    directory.mkdir(parents=True)
+    port = free_port()
+    DURABLE_REDIS.append(
+        subprocess.Popen(  # noqa: S603 (a fixed local binary)
+            [
+                shutil.which("redis-server") or "redis-server",
+                *("--bind", "127.0.0.1", "--port", str(port), "--dir", str(directory), "--save", ""),
+                *("--appendonly", "yes", "--appendfsync", "always"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return url
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"redis-server on port {port} did not start")
+
+
+class PersistenceWatch:
+    """Reads the number of the round's vouchers in PostgreSQL every 50 ms in a thread, so that the time
+    from a claim's acknowledgement to its voucher being in the database can be estimated afterwards."""
+
+    def __init__(self, url: str, round_id: str) -> None:
+        self.url, self.round_id = url, round_id
+        self.samples: list[tuple[float, int]] = []
+        self.until: int | None = None  # stop once this many are in (set after the load)
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._watch()), daemon=True)
+
+    def __enter__(self) -> PersistenceWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._thread.join(timeout=60)
+
+    async def _watch(self) -> None:
+        query = text("SELECT count(*) FROM vouchers WHERE round_id = :round_id")
+        stop_at = None
+        async with database(self.url) as connection:
+            while True:
+                count = int(await connection.scalar(query, {"round_id": self.round_id}) or 0)
+                await connection.commit()
+                self.samples.append((time.time(), count))
+                if self.until is not None:
+                    stop_at = stop_at or time.time() + 30
+                    if count >= self.until or time.time() > stop_at:
+                        return
+                await asyncio.sleep(0.05)
+
+    def lag(self, acknowledged_at: list[float]) -> dict[str, float | None]:
+        """Acknowledgement to persistence, per voucher: the k-th acknowledged voucher counted as persisted
+        at the first sample holding k vouchers (the consumers persist in stream order, per campaign)."""
+        lags: list[float] = []
+        samples = iter(self.samples)
+        at: float | None
+        at, count = next(samples, (None, 0))
+        for k, acked in enumerate(sorted(acknowledged_at), start=1):
+            while at is not None and count < k:
+                at, count = next(samples, (None, 0))
+            if at is None:
+                return {
+                    "p50_s": None,
+                    "p99_s": None,
+                    "max_s": None,
+                    "unpersisted": len(acknowledged_at) - k + 1,
+                }
+            lags.append(max(0.0, at - acked))
+        lags.sort()
+
+        def pick(q: float) -> float | None:
+            return round(lags[min(len(lags) - 1, int(q * len(lags)))], 3) if lags else None
+
+        return {
+            "p50_s": pick(0.5),
+            "p99_s": pick(0.99),
+            "max_s": round(lags[-1], 3) if lags else None,
+            "unpersisted": 0,
+        }
 
 
 def _with_server(
@@ -341,7 +456,7 @@ def _with_server(
     say: Any,
 ) -> dict[str, Any]:
     log = scratch / "server.stderr"
-    postgres = options.backend in ("postgres", "redis")
+    postgres = options.backend in ("postgres", "redis", "express")
     with server(env, options.workers, log, command=profiled(options.profile)) as (base_url, process):
         [round_] = httpx.get(f"{base_url}/api/v1/rounds", timeout=10, trust_env=False).json()
         if round_["status"] != "open":
@@ -373,16 +488,26 @@ def _with_server(
             )
             for client in range(options.clients)
         ]
-        with measuring(
-            server_pid=process.pid, database=make_url(url).database if postgres else None
-        ) as measurement:
+        watch = PersistenceWatch(url, round_["round_id"]) if options.backend == "express" else None
+        with (
+            measuring(
+                server_pid=process.pid, database=make_url(url).database if postgres else None
+            ) as measurement,
+            watch or nullcontext(),
+        ):
             if options.clients == 1:
                 results = [_fire_in_process(plans[0])]
             else:
                 # fork: the children inherit the imports; each runs its own event loop.
                 with multiprocessing.get_context("fork").Pool(options.clients) as pool:
                     results = pool.map(_fire_in_process, plans)
+            if watch is not None:  # the server keeps persisting until the database has every voucher
+                watch.until = sum(len(result.notes.get("acknowledged_at", [])) for result in results)
         server_stderr = log.read_text(errors="replace")
+        if watch is not None:
+            acknowledged = [at for result in results for at in result.notes.get("acknowledged_at", [])]
+            for result in results:
+                result.notes["persistence_lag"] = watch.lag(acknowledged)
 
     check = asyncio.run(count_vouchers(url, round_["round_id"], batch_id, options.per_round_limit))
     return _report(
@@ -449,6 +574,7 @@ def _report(
             "ok": not problems,
             "problems": problems,
         },
+        "persistence_lag": results[0].notes.get("persistence_lag"),  # express: acknowledged -> in PostgreSQL
         "server_errors": [sample for result in results for sample in result.server_errors],
         "transport_errors": [sample for result in results for sample in result.transport_errors],
         "server_log": keep_server_log(results, server_stderr, "bench_claims"),
@@ -459,9 +585,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument(
         "--backend",
-        choices=["sqlite", "postgres", "redis"],
+        choices=["sqlite", "postgres", "redis", "express"],
         required=True,
-        help="redis: Redis gate + PostgreSQL",
+        help="redis: Redis gate + PostgreSQL, answered after PostgreSQL's commit; express: answered once a "
+        "Redis with appendfsync always (started by the bench) has decided, persisted by the workers",
     )
     parser.add_argument("--workers", type=int, default=1, help="server worker processes (sqlite: 1)")
     parser.add_argument("--clients", type=int, default=1, help="load-generating processes")

@@ -29,6 +29,7 @@ from huimin.auth.endpoints import router as staff_router
 from huimin.auth.service import PartnerKeys, RedisNonces, SqlNonces, partner_sealer
 from huimin.campaigns.endpoints import router as campaigns_router
 from huimin.claims.endpoints import router as claims_router
+from huimin.claims.express_http import Express, ExpressClaims
 from huimin.claims.gate import RedisGate, SqlGate
 from huimin.claims.lottery import lottery_sealer
 from huimin.complaints.endpoints import router as complaints_router
@@ -94,17 +95,26 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
         app.state.nonces = RedisNonces(redis) if redis is not None else SqlNonces(app.state.sessions)
         app.state.redis = redis  # for /readyz
+        # express claims: answered once Redis has decided them, persisted by each worker's consumer
+        express = (
+            await Express.open(settings, gate, app.state.sessions)
+            if gate is not None and settings.claims_ack == "redis"
+            else None
+        )
+        app.state.express = express
         # rate limits shared through Redis; sold-out flags pushed by the Redis gate (huimin.protection)
+        stock_left = None
+        if gate is not None:
+            stock_left = express.stock_left if express is not None else app.state.claim_gate.stock_left
         app.state.protection = build_protection(
-            settings,
-            redis=redis,
-            stock_left=app.state.claim_gate.stock_left if gate is not None else None,
-            clock=app.state.clock,
+            settings, redis=redis, stock_left=stock_left, clock=app.state.clock
         )
         app.state.protection.flags.start()
         try:
             yield
         finally:
+            if express is not None:
+                await express.close()
             await app.state.protection.flags.close()
             if redis is not None:
                 await redis.aclose()
@@ -128,6 +138,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     _install_error_handlers(app)
     # Pure ASGI middlewares, the last added outermost: request id, metrics and access log around
     # everything; then the security headers; then the limit of public reads.
+    app.add_middleware(
+        ExpressClaims
+    )  # innermost: the claim route of express claims, before FastAPI's routing
     app.add_middleware(PublicReadLimits)
     app.add_middleware(_SecurityHeaders)
     app.add_middleware(

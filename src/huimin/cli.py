@@ -475,6 +475,12 @@ def claims_reconcile() -> None:
     from huimin.redis_client import connect_redis
 
     settings = _settings()
+    if settings.claims_ack == "redis":
+        out.print(
+            f"express claims rebuilt from the database for {asyncio.run(_reconcile_express(settings))} "
+            "campaigns with a round not yet closed (their streams persisted first)"
+        )
+        return
 
     async def job(session: Any) -> int:
         redis = connect_redis(settings)
@@ -484,6 +490,26 @@ def claims_reconcile() -> None:
             await redis.aclose()
 
     out.print(f"claim gate rebuilt from the database for {_run(job, settings)} rounds not yet closed")
+
+
+async def _reconcile_express(settings: Any) -> int:
+    from huimin.claims.express import ExpressGate, ExpressPersister, reconcile_express
+    from huimin.db import create_engine, create_sessionmaker
+    from huimin.redis_client import connect_redis
+
+    engine = create_engine(settings.database_url)
+    redis = connect_redis(settings)
+    try:
+        sessions = create_sessionmaker(engine)
+        return await reconcile_express(
+            sessions,
+            gate=ExpressGate(redis),
+            persister=ExpressPersister(redis, sessions, publish_to=redis),
+            clock=SystemClock(),
+        )
+    finally:
+        await redis.aclose()
+        await engine.dispose()
 
 
 def _round_id(session: Any, round_ref: str, campaign: str | None) -> Awaitable[str]:

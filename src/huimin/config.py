@@ -35,6 +35,17 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_cluster: bool = False  # HUIMIN_REDIS_URL names one node of a Redis Cluster
     claims_backend: Literal["sql", "redis"] = "sql"  # who admits claims first: the database or Redis
+    claims_ack: Literal["postgres", "redis"] = Field(
+        default="postgres",
+        description="when a claim is answered: once PostgreSQL has committed it, or (express claims, needs "
+        "HUIMIN_CLAIMS_BACKEND=redis and a Redis with AOF appendfsync always) once Redis has decided it, "
+        "PostgreSQL following within moments (docs/claims.md)",
+    )
+    claims_ack_volatile_redis: bool = Field(
+        default=False,
+        description="let express claims run on a Redis that does not keep every acknowledged write "
+        "(development only: a Redis restart then loses vouchers residents were told they have)",
+    )
     secret_key: SecretStr = SecretStr(_DEV_SECRET_KEY)
     hash_key: SecretStr = Field(
         default=SecretStr(_DEV_HASH_KEY),
@@ -130,6 +141,10 @@ class Settings(BaseSettings):
     def check_backends(self) -> None:
         if self.claims_backend == "redis" and not self.redis_url:
             raise ConfigurationError("HUIMIN_CLAIMS_BACKEND=redis needs HUIMIN_REDIS_URL")
+        if self.claims_ack == "redis" and self.claims_backend != "redis":
+            raise ConfigurationError("HUIMIN_CLAIMS_ACK=redis needs HUIMIN_CLAIMS_BACKEND=redis")
+        if self.claims_ack_volatile_redis and self.env == "production":
+            raise ConfigurationError("HUIMIN_CLAIMS_ACK_VOLATILE_REDIS is for development, never production")
 
     def check_production(self) -> None:
         """Refuse to run production with a default or short secret."""

@@ -39,7 +39,7 @@ from huimin.errors import ConflictError, HuiminError, InvalidInput, Problem
 from huimin.idempotency.models import IdempotencyKeyRow
 from huimin.kit.clock import Clock
 
-__all__ = ["LEASE", "Answer", "RedisAnswers", "request_digest", "run_once"]
+__all__ = ["LEASE", "Answer", "RedisAnswers", "check_key", "request_digest", "run_once"]
 
 LEASE = timedelta(seconds=60)
 _KEY = re.compile(r"[A-Za-z0-9_\-:.]{8,128}")
@@ -68,16 +68,7 @@ async def run_once(
 ) -> Answer:
     """Run `work` once per (partner, key). With `store`, reservations and answers live in Redis instead
     of the database, so that a refused claim at a flash release costs no database write."""
-    if not key:
-        raise HuiminError(
-            "this request moves stock or money: send an Idempotency-Key header",
-            code="idempotency_key_required",
-        )
-    if not _KEY.fullmatch(key):
-        raise InvalidInput(
-            [Problem("Idempotency-Key", "must be 8-128 characters of [A-Za-z0-9_-:.]")],
-            code="invalid_idempotency_key",
-        )
+    key = check_key(key)
     if store is not None:
         return await _run_with_redis(
             store, sessions, partner_id=partner_id, key=key, digest=digest, work=work
@@ -105,6 +96,21 @@ async def run_once(
                 return stored
             raise
     raise _in_progress()  # taken over twice in a row: somebody else is at it
+
+
+def check_key(key: str | None) -> str:
+    """The request's Idempotency-Key, or the refusal of a missing or malformed one."""
+    if not key:
+        raise HuiminError(
+            "this request moves stock or money: send an Idempotency-Key header",
+            code="idempotency_key_required",
+        )
+    if not _KEY.fullmatch(key):
+        raise InvalidInput(
+            [Problem("Idempotency-Key", "must be 8-128 characters of [A-Za-z0-9_-:.]")],
+            code="invalid_idempotency_key",
+        )
+    return key
 
 
 class _KeyTaken(Exception):

@@ -1,0 +1,208 @@
+"""The claim route of express claims as a plain ASGI app in front of FastAPI.
+
+With `HUIMIN_CLAIMS_ACK=redis`, `POST /api/v1/rounds/{round_id}/claims` is answered here: the same
+request, signature, refusals and answer as the FastAPI route (`claims.endpoints.claim`, which still
+documents it in the OpenAPI schema), without the framework's per-request machinery, which cost more than
+the claim itself (docs/benchmarks.md). Every other request, and every request when express claims are
+off, goes on to FastAPI untouched. The observability, security-header and rate-limit middlewares wrap
+this app as they wrap FastAPI's routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from huimin.auth.domain import PartnerKind, SignedRequest
+from huimin.auth.service import authenticate
+from huimin.claims.domain import ClaimRefused
+from huimin.claims.express import ExpressClaim, ExpressContexts, ExpressGate, ExpressPersister, decide_claim
+from huimin.claims.schemas import ClaimIn
+from huimin.config import Settings
+from huimin.eligibility.geofence import Crs, Location
+from huimin.errors import ConfigurationError, HuiminError, InvalidInput, Problem
+from huimin.idempotency.service import check_key, request_digest
+from huimin.kit.network import network_prefix
+from huimin.observability.context import set_error_code, set_route
+from huimin.protection.http import client_ip_of
+from huimin.protection.service import Protection
+
+__all__ = ["Express", "ExpressClaims"]
+
+log = logging.getLogger("huimin.claims.express")
+
+_PATH = re.compile(r"/api/v1/rounds/([^/]{1,64})/claims")
+_ROUTE = "/api/v1/rounds/{round_id}/claims"
+_MAX_BODY = 16 * 1024
+
+
+@dataclass
+class Express:
+    """What the express route needs, built in the app's lifespan (`app.state.express`), and the worker's
+    consumer that persists the claims it and the other workers acknowledged."""
+
+    gate: ExpressGate
+    contexts: ExpressContexts
+    persister: ExpressPersister
+    consuming: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def open(
+        cls,
+        settings: Settings,
+        redis: Redis | RedisCluster,
+        sessions: async_sessionmaker[AsyncSession],
+    ) -> Express:
+        gate = ExpressGate(redis)
+        problem = await gate.durability()
+        if problem is not None:
+            if not settings.claims_ack_volatile_redis:
+                raise ConfigurationError(
+                    "HUIMIN_CLAIMS_ACK=redis answers a claim once Redis has it, so Redis must keep every "
+                    f"write it acknowledged: {problem} (set appendonly yes, appendfsync always; docs/claims.md)"
+                )
+            log.warning("express claims on a Redis that may lose them: %s", problem)
+        express = cls(gate, ExpressContexts(sessions), ExpressPersister(redis, sessions, publish_to=redis))
+        express.consuming = asyncio.create_task(express.persister.run())
+        return express
+
+    async def close(self) -> None:
+        self.persister.stop()
+        if self.consuming is not None:
+            await self.consuming
+
+    async def stock_left(self, pairs: Collection[tuple[str, str]]) -> dict[tuple[str, str], int | None]:
+        """The sold-out flags' reading of the stock of (round, batch) pairs."""
+        known = [(self.contexts.campaign_of(r), r, b) for r, b in pairs]
+        left = await self.gate.stock_left_of([(c, r, b) for c, r, b in known if c is not None])
+        return {(r, b): left.get((r, b)) for _, r, b in known}
+
+
+class ExpressClaims:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        matched = _PATH.fullmatch(scope["path"])
+        express: Express | None = getattr(scope["app"].state, "express", None)
+        if matched is None or express is None:
+            await self.app(scope, receive, send)
+            return
+        set_route(scope, _ROUTE)
+        try:
+            status, body = 201, await _claim(scope, receive, express, matched.group(1))
+            headers: dict[str, str] = {}
+        except HuiminError as refusal:
+            set_error_code(scope, refusal.code)
+            status, body = refusal.status, refusal.body()
+            headers = dict(getattr(refusal, "headers", None) or {})
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        raw_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()),
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": payload})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HuiminError("the client went away", code="client_disconnected", status=400)
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > _MAX_BODY:
+            raise HuiminError("the request body is too large", code="payload_too_large", status=413)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _claim(scope: Scope, receive: Receive, express: Express, round_id: str) -> dict[str, Any]:
+    state = scope["app"].state
+    protection: Protection = state.protection
+    raw = await _read_body(receive)
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    if protection.flags:  # before authentication, like the FastAPI route's `refuse_sold_out`
+        try:
+            batch_id = json.loads(raw).get("batch_id")
+        except (ValueError, AttributeError):
+            batch_id = None
+        if isinstance(batch_id, str) and protection.flags.is_sold_out(round_id, batch_id):
+            raise ClaimRefused.sold_out()
+    query = scope.get("query_string", b"").decode("latin-1")
+    path = f"{scope['path']}?{query}" if query else scope["path"]
+    partner = await authenticate(
+        keys=state.partner_keys,
+        nonces=state.nonces,
+        key_id=headers.get("x-huimin-key"),
+        timestamp=headers.get("x-huimin-timestamp"),
+        nonce=headers.get("x-huimin-nonce"),
+        signature=headers.get("x-huimin-signature"),
+        request=SignedRequest(
+            method="POST",
+            path=path,
+            timestamp=headers.get("x-huimin-timestamp", ""),
+            nonce=headers.get("x-huimin-nonce", ""),
+            body=raw,
+        ),
+        clock=state.clock,
+    )
+    if partner.kind is not PartnerKind.APP:
+        raise HuiminError(
+            f"this call is for {PartnerKind.APP} partners, the key is a {partner.kind} key",
+            code="wrong_partner_kind",
+            status=403,
+        )
+    try:
+        body = ClaimIn.model_validate_json(raw)
+    except ValidationError as error:
+        raise InvalidInput(
+            [
+                Problem(".".join(("body", *(str(part) for part in item["loc"]))), str(item["msg"]))
+                for item in error.errors()
+            ],
+            code="invalid_request",
+        ) from None
+    device_id = headers.get("x-huimin-device")
+    if device_id is not None and len(device_id) > 128:
+        raise InvalidInput([Problem("X-Huimin-Device", "at most 128 characters")], code="invalid_request")
+    key = check_key(headers.get("idempotency-key"))
+    ip = client_ip_of(scope, protection.trusted_proxies)
+    async with protection.slots.slot():
+        await protection.check_claim(
+            partner_id=partner.id, resident_id=body.resident_id, device_id=device_id, ip=ip
+        )
+        return await decide_claim(
+            ExpressClaim(
+                partner_id=partner.id,
+                resident_id=body.resident_id,
+                round_id=round_id,
+                batch_id=body.batch_id,
+                location=Location(body.location.lng, body.location.lat, Crs(body.location.crs)),
+                idempotency_key=key,
+                digest=request_digest("POST", path, body.model_dump(mode="json")),
+                ip_prefix=network_prefix(ip),
+            ),
+            contexts=express.contexts,
+            gate=express.gate,
+            geofence=state.geofence,
+            clock=state.clock,
+        )

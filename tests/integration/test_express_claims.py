@@ -1,0 +1,402 @@
+"""Express claims (HUIMIN_CLAIMS_ACK=redis) through HTTP: answered once Redis has decided, persisted to
+PostgreSQL by the workers' consumer. Each test starts its own redis-server with AOF and
+`appendfsync always` (the durability express claims require), on loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from huimin.app import create_app
+from huimin.auth.domain import PartnerKind
+from huimin.auth.service import create_partner, partner_sealer
+from huimin.campaigns import service as campaigns
+from huimin.campaigns.models import BatchRow, CampaignRow, RoundRow, StockShardRow
+from huimin.claims.express import reconcile_express
+from huimin.claims.models import ClaimCounterRow, VoucherEventRow, VoucherRow
+from huimin.config import Settings
+from huimin.db import unit_of_work
+from huimin.eligibility import service as eligibility
+from huimin.eligibility.models import UnionMemberRow
+from huimin.eligibility.schemas import ResidentIn
+from huimin.errors import ConfigurationError
+from huimin.kit.clock import ManualClock
+from huimin.kit.money import Fen
+from huimin.ledger import service as ledger
+from huimin.ledger.checks import run_checks
+from tests.conftest import fresh_postgres
+from tests.integration.merchant_helpers import OPERATOR
+from tests.integration.redis_servers import RedisProcess, redis_process
+from tests.integration.till import FINANCE
+from tests.support import CHENGDU, ZIYANG_CENTRE, SignedClient, id_number, resident_body, small_campaign
+
+DURABLE = ("--appendonly", "yes", "--appendfsync", "always")
+OPEN = datetime(2022, 6, 24, 2, 0, 1, tzinfo=UTC)  # Friday 10:00:01 in Ziyang
+PERSISTED_WITHIN = 2.0  # seconds: the issue's bound from acknowledgement to PostgreSQL
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Express claims are the production shape: PostgreSQL only."""
+    yield from fresh_postgres(request)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    with redis_process(tmp_path / "redis", *DURABLE) as server:
+        yield server
+
+
+def express_settings(database_url: str, redis_url: str, **extra: Any) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        claims_backend="redis",
+        claims_ack="redis",
+        rate_limit_claim_resident="off",
+        rate_limit_claim_device="off",
+        rate_limit_claim_ip="off",
+        rate_limit_claim_global="off",
+        **extra,
+    )
+
+
+@pytest.fixture
+async def express_app(
+    database_url: str, redis_server: RedisProcess, clock: ManualClock
+) -> AsyncIterator[FastAPI]:
+    application = create_app(express_settings(database_url, redis_server.url), clock=clock)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def http(express_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=express_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://huimin.test") as client:
+        yield client
+
+
+class City:
+    def __init__(self, app: FastAPI, signed: SignedClient, partner_id: str, residents: list[str]) -> None:
+        self.app, self.signed, self.partner_id, self.residents = app, signed, partner_id, residents
+        self.round_id = self.batch_id = self.union_batch_id = self.later_round_id = ""
+
+    async def claim(
+        self,
+        resident: str,
+        *,
+        key: str | None = None,
+        batch_id: str | None = None,
+        round_id: str | None = None,
+        location: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        body = {
+            "resident_id": resident,
+            "batch_id": batch_id or self.batch_id,
+            "location": location or ZIYANG_CENTRE,
+        }
+        headers = {"Idempotency-Key": key or f"k-{resident}-{time.monotonic_ns()}"}
+        return await self.signed.post(f"/api/v1/rounds/{round_id or self.round_id}/claims", body, **headers)
+
+    async def reconcile(self, clock: ManualClock) -> None:
+        express = self.app.state.express
+        await reconcile_express(
+            self.app.state.sessions, gate=express.gate, persister=express.persister, clock=clock
+        )
+
+
+async def open_city(
+    app: FastAPI, http: httpx.AsyncClient, clock: ManualClock, *, residents: int, stock: int, **options: Any
+) -> City:
+    sessions: async_sessionmaker[AsyncSession] = app.state.sessions
+    settings: Settings = app.state.settings
+    async with unit_of_work(sessions) as session:
+        await campaigns.load_campaign(session, text=small_campaign(stock=stock, **options), clock=clock)
+        created = await create_partner(
+            session,
+            name="app",
+            kind=PartnerKind.APP,
+            sealer=partner_sealer(settings.secret_key.get_secret_value()),
+            clock=clock,
+        )
+        ids = [
+            (
+                await eligibility.register_resident(
+                    session,
+                    partner_id=created.partner.id,
+                    data=ResidentIn(**resident_body(serial)),
+                    hasher=settings.hasher,
+                    clock=clock,
+                )
+            ).resident.id
+            for serial in range(residents)
+        ]
+        campaign_id = str(await session.scalar(select(CampaignRow.id)))
+        for funder, yuan in (("fiscal", 900_000), ("union", 100_000)):  # the funders deposit their budgets
+            deposit = await ledger.request_deposit(
+                session,
+                principal=OPERATOR,
+                campaign_id=campaign_id,
+                funder_code=funder,
+                amount=Fen.yuan(yuan),
+                clock=clock,
+            )
+            await ledger.approve_deposit(session, principal=FINANCE, deposit_id=deposit.row.id, clock=clock)
+        city = City(
+            app,
+            SignedClient(http, key_id=created.partner.key_id, secret=created.secret, clock=clock),
+            created.partner.id,
+            ids,
+        )
+        city.round_id = str(
+            await session.scalar(select(RoundRow.id).where(RoundRow.code == "friday-20220624"))
+        )
+        city.later_round_id = str(
+            await session.scalar(select(RoundRow.id).where(RoundRow.code == "later-20220701"))
+        )
+        city.batch_id = str(await session.scalar(select(BatchRow.id).where(BatchRow.code == "general")))
+        city.union_batch_id = str(await session.scalar(select(BatchRow.id).where(BatchRow.code == "union")))
+    await city.reconcile(clock)
+    clock.set(OPEN)
+    return city
+
+
+async def persisted(sessions: async_sessionmaker[AsyncSession], expected: int, *, within: float) -> float:
+    """Wait until the database holds `expected` vouchers; how long it took (fails after `within`)."""
+    started = time.monotonic()
+    while True:
+        async with unit_of_work(sessions) as session:
+            count = int(await session.scalar(select(func.count()).select_from(VoucherRow)) or 0)
+        waited = time.monotonic() - started
+        if count == expected:
+            return waited
+        assert count < expected, f"{count} vouchers in the database, {expected} acknowledged"
+        assert waited < within, f"{count} of {expected} acknowledged vouchers persisted after {within} s"
+        await asyncio.sleep(0.02)
+
+
+async def assert_books_agree(sessions: async_sessionmaker[AsyncSession], stock: int) -> None:
+    """Counters agree with the voucher rows, stock shards with what was taken, and the ledger balances."""
+    async with unit_of_work(sessions) as session:
+        rows = (
+            await session.execute(select(VoucherRow.person_id, VoucherRow.round_id, VoucherRow.batch_id))
+        ).all()
+        counters = {
+            (person, scope): claimed
+            for person, scope, claimed in (
+                await session.execute(
+                    select(ClaimCounterRow.person_id, ClaimCounterRow.scope, ClaimCounterRow.claimed)
+                )
+            ).all()
+        }
+        by_round = Counter((person, f"r:{round_id}:b:{batch_id}") for person, round_id, batch_id in rows)
+        assert {key: value for key, value in counters.items() if key[1].startswith("r:")} == dict(by_round)
+        events = int(
+            await session.scalar(
+                select(func.count()).select_from(VoucherEventRow).where(VoucherEventRow.kind == "claimed")
+            )
+            or 0
+        )
+        assert events == len(rows)
+        left = int(await session.scalar(select(func.sum(StockShardRow.remaining))) or 0)
+        # the general and union batches of the Friday round and the general of the later one
+        assert left == 3 * stock - len(rows)
+        for campaign in (await session.scalars(select(CampaignRow))).all():
+            report = await run_checks(session, campaign)
+            assert report.ok, [result for result in report.results if not result.ok]
+
+
+async def test_a_claim_is_answered_from_redis_and_persisted_within_two_seconds(
+    express_app: FastAPI, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    city = await open_city(express_app, http, clock, residents=2, stock=5)
+    response = await city.claim(city.residents[0], key="first-claim-1")
+    assert response.status_code == 201, response.text
+    voucher = response.json()
+    assert voucher["batch_id"] == city.batch_id
+    assert voucher["face_value_fen"] == 3000
+    assert voucher["threshold_fen"] == 10000
+    assert voucher["status"] == "claimed"
+    assert voucher["qr_payload"] == f"HUIMIN:V1:{voucher['code']}"
+    assert voucher["valid_until"] == "2022-06-30T16:00:00Z"  # 7 days counting Friday, local midnight
+    took = await persisted(express_app.state.sessions, 1, within=PERSISTED_WITHIN)
+    async with unit_of_work(express_app.state.sessions) as session:
+        row = await session.get(VoucherRow, voucher["voucher_id"])
+        assert row is not None
+        assert (row.code, row.status, row.district, row.idempotency_key) == (
+            voucher["code"],
+            "claimed",
+            "yanjiang",  # 雁江区
+            "first-claim-1",
+        )
+        assert (row.claim_lng, row.claim_lat) == (104.628, 30.129)
+    await assert_books_agree(express_app.state.sessions, 5)
+    assert took < PERSISTED_WITHIN
+
+    # the same request again: the same voucher; another body under the key: refused
+    again = await city.claim(city.residents[0], key="first-claim-1")
+    assert (again.status_code, again.json()) == (201, voucher)
+    other = await city.claim(city.residents[1], key="first-claim-1")
+    assert (other.status_code, other.json()["code"]) == (422, "idempotency_mismatch")
+
+
+async def test_every_refusal_keeps_its_code(
+    express_app: FastAPI, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    city = await open_city(express_app, http, clock, residents=4, stock=2)
+    sessions = express_app.state.sessions
+    async with unit_of_work(sessions) as session:
+        session.add(
+            UnionMemberRow(
+                id_number_digest=express_app.state.settings.hasher.digest("id_number", id_number(3)),
+                id_number_masked="512***",
+                source="test",
+                imported_at=clock.now(),
+            )
+        )
+    refusals = {
+        "not_eligible_location": await city.claim(city.residents[0], location=CHENGDU),
+        "unknown_round": await city.claim(city.residents[0], round_id="rnd_nosuchround"),
+        "unknown_batch": await city.claim(city.residents[0], batch_id="bat_nosuchbatch"),
+        "unknown_resident": await city.claim("res_nosuchresident"),
+        "not_union_member": await city.claim(city.residents[0], batch_id=city.union_batch_id),
+    }
+    refusals["round_not_open"] = await city.claim(city.residents[0], round_id=city.later_round_id)
+    for code, response in refusals.items():
+        assert response.json()["code"] == code, (code, response.text)
+    assert (await city.claim(city.residents[3], batch_id=city.union_batch_id)).status_code == 201
+
+    no_key = await city.signed.post(
+        f"/api/v1/rounds/{city.round_id}/claims",
+        {"resident_id": city.residents[2], "batch_id": city.batch_id, "location": ZIYANG_CENTRE},
+    )
+    assert (no_key.status_code, no_key.json()["code"]) == (400, "idempotency_key_required")
+    bad_body = await city.signed.post(
+        f"/api/v1/rounds/{city.round_id}/claims",
+        {"resident_id": city.residents[2], "batch_id": city.batch_id, "location": {"lng": 1}},
+        **{"Idempotency-Key": "bad-body-1"},
+    )
+    assert (bad_body.status_code, bad_body.json()["code"]) == (422, "invalid_request")
+    assert "body.location.lat" in bad_body.text
+    unsigned = await http.post(f"/api/v1/rounds/{city.round_id}/claims", content=b"{}")
+    assert (unsigned.status_code, unsigned.json()["code"]) == (401, "missing_signature")
+    tampered = city.signed.headers("POST", f"/api/v1/rounds/{city.round_id}/claims", b"{}")
+    forged = await http.post(f"/api/v1/rounds/{city.round_id}/claims", content=b'{"x":1}', headers=tampered)
+    assert (forged.status_code, forged.json()["code"]) == (401, "bad_signature")
+    # (a batch flagged sold out is refused before any of these checks, as on the FastAPI route)
+
+    assert (await city.claim(city.residents[0])).status_code == 201
+    limit = await city.claim(city.residents[0])
+    assert (limit.status_code, limit.json()["code"]) == (409, "limit_reached")
+    assert "1 per person in this round" in limit.json()["message"]
+    assert (await city.claim(city.residents[1])).status_code == 201
+    sold = await city.claim(city.residents[2], key="sold-out-key")
+    assert (sold.status_code, sold.json()["code"]) == (409, "sold_out")
+    # a stored refusal is the answer to its key, like any other
+    assert (await city.claim(city.residents[2], key="sold-out-key")).json()["code"] == "sold_out"
+
+    await persisted(sessions, 3, within=PERSISTED_WITHIN)
+    await assert_books_agree(sessions, 2)
+
+
+async def test_claims_are_paused_until_the_campaign_is_reconciled(
+    express_app: FastAPI, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    city = await open_city(express_app, http, clock, residents=2, stock=3)
+    assert (await city.claim(city.residents[0])).status_code == 201
+    await persisted(express_app.state.sessions, 1, within=PERSISTED_WITHIN)
+    redis = express_app.state.express.gate.redis
+    await redis.flushall()  # Redis lost its memory
+    paused = await city.claim(city.residents[1])
+    assert (paused.status_code, paused.json()["code"]) == (503, "claims_paused")
+    await city.reconcile(clock)
+    # rebuilt from the database: the first resident's voucher still counts against their limit
+    assert (await city.claim(city.residents[0])).json()["code"] == "limit_reached"
+    assert (await city.claim(city.residents[1])).status_code == 201
+    await persisted(express_app.state.sessions, 2, within=PERSISTED_WITHIN)
+    await assert_books_agree(express_app.state.sessions, 3)
+
+
+async def test_2000_concurrent_attempts_for_100_vouchers_issue_exactly_100(
+    express_app: FastAPI, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    city = await open_city(express_app, http, clock, residents=500, stock=100, per_round=2)
+    outcomes: Counter[str] = Counter()
+    gate = asyncio.Semaphore(200)
+
+    async def attempt(serial: int) -> None:
+        async with gate:
+            response = await city.claim(city.residents[serial % 500])
+            code = "" if response.status_code == 201 else response.json()["code"]
+            outcomes[f"{response.status_code} {code}".strip()] += 1
+
+    await asyncio.gather(*(attempt(serial) for serial in range(2000)))
+    assert outcomes["201"] == 100, outcomes
+    assert outcomes["409 sold_out"] + outcomes["409 limit_reached"] == 1900, outcomes
+    await persisted(express_app.state.sessions, 100, within=PERSISTED_WITHIN)
+    async with unit_of_work(express_app.state.sessions) as session:
+        held = Counter((await session.scalars(select(VoucherRow.person_id))).all())
+    assert max(held.values()) <= 2
+    await assert_books_agree(express_app.state.sessions, 100)
+
+
+async def test_redis_killed_mid_round_loses_nothing_it_acknowledged(
+    express_app: FastAPI, http: httpx.AsyncClient, clock: ManualClock, redis_server: RedisProcess
+) -> None:
+    """kill -9 of a Redis with `appendfsync always` while claims are decided: every voucher a resident
+    was told about reaches PostgreSQL after the restart, and nothing is issued beyond the stock."""
+    city = await open_city(express_app, http, clock, residents=300, stock=150)
+    acknowledged: set[str] = set()
+    answers: Counter[str] = Counter()
+
+    async def attempt(serial: int) -> None:
+        try:
+            response = await city.claim(city.residents[serial % 300])
+        except Exception as error:
+            answers[type(error).__name__] += 1
+            return
+        answers[str(response.status_code)] += 1
+        if response.status_code == 201:
+            acknowledged.add(response.json()["voucher_id"])
+
+    first = [asyncio.ensure_future(attempt(serial)) for serial in range(200)]
+    await asyncio.sleep(0.05)
+    redis_server.kill()
+    await asyncio.gather(*first)
+    redis_server.start()  # the same port and directory: Redis replays its AOF
+    await asyncio.gather(*(attempt(serial) for serial in range(200, 400)))
+    assert acknowledged, answers
+    await persisted(express_app.state.sessions, len(acknowledged), within=15)
+    async with unit_of_work(express_app.state.sessions) as session:
+        ids = set((await session.scalars(select(VoucherRow.id))).all())
+    assert ids == acknowledged, answers
+    assert len(ids) <= 150
+    await assert_books_agree(express_app.state.sessions, 150)
+
+
+async def test_express_claims_refuse_a_redis_that_may_lose_them(database_url: str, tmp_path: Path) -> None:
+    with redis_process(tmp_path / "volatile") as volatile:
+        application = create_app(express_settings(database_url, volatile.url))
+        with pytest.raises(ConfigurationError, match="appendfsync always"):
+            async with application.router.lifespan_context(application):
+                pass
+        allowed = create_app(express_settings(database_url, volatile.url, claims_ack_volatile_redis=True))
+        async with allowed.router.lifespan_context(allowed):
+            assert allowed.state.express is not None
+
+
+def test_express_claims_need_the_redis_gate() -> None:
+    with pytest.raises(ConfigurationError, match="HUIMIN_CLAIMS_BACKEND=redis"):
+        Settings(claims_ack="redis", redis_url="redis://127.0.0.1:1/0").check_backends()
