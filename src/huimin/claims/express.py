@@ -686,16 +686,13 @@ async def persist_entries(session: AsyncSession, records: Sequence[dict[str, Any
         for scope, _ in record["scopes"]:
             counts[(record["person_id"], scope)] += 1
         taken[(record["round_id"], record["batch_id"])] += 1
-    dialect = session.get_bind().dialect.name
-    upsert = postgres_insert if dialect == "postgresql" else sqlite_insert
-    for (person_id, scope), n in sorted(counts.items()):
-        statement = upsert(ClaimCounterRow).values(person_id=person_id, scope=scope, claimed=n)
-        await connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=["person_id", "scope"],
-                set_={"claimed": ClaimCounterRow.claimed + statement.excluded.claimed},
-            )
-        )
+    await connection.execute(
+        _add_to_counter(session.get_bind().dialect.name),
+        [
+            {"in_person": person, "in_scope": scope, "in_n": n}
+            for (person, scope), n in sorted(counts.items())
+        ],
+    )
     for (round_id, batch_id), n in sorted(taken.items()):
         await _take_stock(session, round_id, batch_id, n)
     by_campaign: dict[str, list[Any]] = defaultdict(list)
@@ -708,6 +705,23 @@ async def persist_entries(session: AsyncSession, records: Sequence[dict[str, Any
         at = max(v["claimed_at"] for v in vouchers if v["campaign_id"] == campaign_id)
         await ledger.post_many(session, campaign_id=campaign_id, transactions=transactions, at=at)
     return event_ids
+
+
+_ADD_TO_COUNTER: dict[str, Any] = {}  # by dialect name
+
+
+def _add_to_counter(dialect: str) -> Any:
+    """Add `in_n` to a person's count in a scope (Redis has checked the limit), one statement for many."""
+    if dialect not in _ADD_TO_COUNTER:
+        upsert = postgres_insert if dialect == "postgresql" else sqlite_insert
+        statement = upsert(ClaimCounterRow).values(
+            person_id=bindparam("in_person"), scope=bindparam("in_scope"), claimed=bindparam("in_n")
+        )
+        _ADD_TO_COUNTER[dialect] = statement.on_conflict_do_update(
+            index_elements=["person_id", "scope"],
+            set_={"claimed": ClaimCounterRow.claimed + statement.excluded.claimed},
+        )
+    return _ADD_TO_COUNTER[dialect]
 
 
 async def _take_stock(session: AsyncSession, round_id: str, batch_id: str, quantity: int) -> None:

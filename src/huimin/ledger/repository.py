@@ -24,8 +24,11 @@ Key = tuple[str, str]  # (kind, reference)
 
 # Built once: a claim or a redemption posts one transaction of a batch whose split it reads, and building
 # these per call cost about as much CPU as running them.
-_POSTGRES_ONE_TRANSACTION = (
-    postgres_insert(LedgerTransactionRow)
+# One statement for one transaction row or many (an executemany: SQLAlchemy's insertmanyvalues sends
+# them in multi-row batches with RETURNING, from one cached compilation; a `.values([...])` of many rows
+# was compiled afresh per call and cost more than the rows' writing).
+_POSTGRES_TRANSACTIONS = (
+    postgres_insert(cast(Table, LedgerTransactionRow.__table__))
     .values(
         # (DML parameters may not be named after columns)
         id=bindparam("in_id"),
@@ -76,25 +79,20 @@ class LedgerRepository:
                 "at": at,
             }
         if self.dialect == "postgresql":
-            if len(rows) == 1:
-                [row] = rows.values()
-                inserted = await self.session.execute(
-                    _POSTGRES_ONE_TRANSACTION,
-                    {
-                        "in_id": row["id"],
-                        "in_campaign": row["campaign_id"],
-                        "in_kind": row["kind"],
-                        "in_reference": row["reference"],
-                        "in_at": row["at"],
-                    },
-                )
-            else:
-                inserted = await self.session.execute(
-                    postgres_insert(LedgerTransactionRow)
-                    .values(list(rows.values()))
-                    .on_conflict_do_nothing(index_elements=["campaign_id", "kind", "reference"])
-                    .returning(LedgerTransactionRow.kind, LedgerTransactionRow.reference)
-                )
+            connection = await self.session.connection()
+            params = [
+                {
+                    "in_id": row["id"],
+                    "in_campaign": row["campaign_id"],
+                    "in_kind": row["kind"],
+                    "in_reference": row["reference"],
+                    "in_at": row["at"],
+                }
+                for row in rows.values()
+            ]
+            inserted = await connection.execute(
+                _POSTGRES_TRANSACTIONS, params if len(params) > 1 else params[0]
+            )
             new = {(kind, reference) for kind, reference in inserted}
             await self._insert_postings(
                 campaign_id, [(rows[key]["id"], by_key[key]) for key in rows if key in new]
