@@ -192,7 +192,9 @@ class SqlNonces:
 
 
 class RedisNonces:
-    """Nonces in Redis, for the production shape: one `SET NX EX` per request, shared by all workers.
+    """Nonces in Redis, for the production shape: one `SET NX EX` per request, shared by all workers;
+    the requests of one event-loop pass send theirs in one pipeline (one round trip, in order, so the
+    same nonce twice in one pass is still a replay the second time).
 
     Redis keeps them only as long as it keeps its memory. After a restart without persistence (or a
     failover to a replica that missed the last writes) a request captured in the previous ten minutes
@@ -204,11 +206,16 @@ class RedisNonces:
     def __init__(self, redis: Redis | RedisCluster) -> None:
         self._redis = redis
         self._seconds = int(NONCE_MEMORY.total_seconds())
+        self._pending: list[tuple[str, asyncio.Future[bool]]] = []
 
     async def burn(self, partner_id: str, nonce: str, *, now: datetime) -> bool:
-        name = f"huimin:nonce:{{{partner_id}}}:{nonce}"
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(lambda: asyncio.ensure_future(self._flush()))
+        self._pending.append((f"huimin:nonce:{{{partner_id}}}:{nonce}", future))
         try:
-            return bool(await self._redis.set(name, b"1", nx=True, ex=self._seconds))
+            return await future
         except RedisError as error:
             log.warning("nonce check failed: %r", error)
             raise HuiminError(
@@ -217,6 +224,22 @@ class RedisNonces:
                 status=503,
                 final=False,
             ) from None
+
+    async def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        pipeline = self._redis.pipeline(transaction=False)
+        for name, _ in pending:
+            pipeline.set(name, b"1", nx=True, ex=self._seconds)
+        try:
+            results = await pipeline.execute()
+        except Exception as error:  # every request of the pass hears it (503 for a Redis failure)
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (_, future), result in zip(pending, results, strict=True):
+            if not future.done():
+                future.set_result(bool(result))
 
 
 async def authenticate(
