@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from huimin.allocation import service
 from huimin.allocation.schemas import DecisionIn, LimitsIn, OfferOut, PlanOut, offer_out, plan_out
+from huimin.claims.express_http import express_gate
 from huimin.deps import AppPartnerDep, ClockDep, SessionDep, StaffDep
 
 __all__ = ["router"]
@@ -95,6 +96,7 @@ async def decide(
         note=body.note,
         clock=clock,
         gate=request.app.state.claim_gate,
+        express=express_gate(request.app),
     )
     return plan_out(row)
 

@@ -26,6 +26,7 @@ from huimin.auth.principals import Permission, Principal
 from huimin.campaigns.domain import planned_by_funder
 from huimin.campaigns.models import BatchRow, CampaignRow, RoundBatchRow, RoundRow, StockShardRow
 from huimin.campaigns.service import STOCK_SHARDS, as_planned, get_campaign, stock_shards
+from huimin.claims.express import ExpressGate
 from huimin.claims.gate import ClaimGate, RedisGate
 from huimin.claims.models import VoucherRow
 from huimin.complaints.domain import Category as ComplaintCategory
@@ -128,6 +129,7 @@ async def decide(
     stock: Mapping[str, int] | None = None,
     note: str = "",
     gate: ClaimGate | None = None,
+    express: ExpressGate | None = None,
 ) -> AllocationPlanRow:
     """Accept the proposal (as proposed, or with the admin's own `stock`, checked against the same
     limits) and set the round's stock; or reject it, with a reason. Only before the round opens.
@@ -135,7 +137,8 @@ async def decide(
     With the Redis claim gate, the round's gate is provisioned again with the new stock (nobody has
     claimed from it yet). PostgreSQL keeps the last word on every claim, so should this transaction
     fail to commit after that, the gate only admits claims the database then refuses, until the next
-    `huimin claims reconcile`."""
+    `huimin claims reconcile`. With express claims (`express`), the round's express stock is set the
+    same way."""
     principal.require(Permission.ALLOCATION_PLAN)
     row = await get_plan(session, principal=principal, plan_id=plan_id)
     if row.status != "proposed":
@@ -159,6 +162,10 @@ async def decide(
         await _apply(session, round_=round_, stock=decided, records=records)
         if isinstance(gate, RedisGate):
             await gate.provision(round_.id, await _stock_left(session, round_id=round_.id), {})
+        if express is not None:
+            await express.set_round_stock(
+                round_.campaign_id, round_.id, await _stock_left(session, round_id=round_.id)
+            )
     row.status = "accepted" if accept else "rejected"
     row.decided_at = now
     row.decided_by = principal.actor_id

@@ -466,10 +466,13 @@ class ExpressGate:
         await self.redis.sadd(_STREAMS, campaign_id)
         await self.redis.set(names.ready, "1")
 
-    async def add_stock(self, campaign_id: str, round_id: str, batch_id: str, quantity: int) -> None:
-        """Stock added to a round in the database (an accepted allocation, recycled vouchers)."""
-        await self.redis.incrby(campaign_keys(campaign_id).stock(round_id, batch_id), quantity)
-        await self.redis.publish(STOCK_EVENTS, stock_event("restocked", round_id, batch_id))
+    async def set_round_stock(self, campaign_id: str, round_id: str, stock: dict[str, int]) -> None:
+        """A round's stock as the database now has it, before the round opens (an accepted allocation)."""
+        names = campaign_keys(campaign_id)
+        for batch_id, left in stock.items():
+            await self.redis.set(names.stock(round_id, batch_id), left)
+            if left > 0:
+                await self.redis.publish(STOCK_EVENTS, stock_event("restocked", round_id, batch_id))
 
     async def pause(self, campaign_id: str) -> None:
         await self.redis.delete(campaign_keys(campaign_id).ready)

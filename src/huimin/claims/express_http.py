@@ -38,7 +38,7 @@ from huimin.observability.context import set_error_code, set_route
 from huimin.protection.http import client_ip_of
 from huimin.protection.service import Protection
 
-__all__ = ["Express", "ExpressClaims"]
+__all__ = ["Express", "ExpressClaims", "express_gate"]
 
 log = logging.getLogger("huimin.claims.express")
 
@@ -87,6 +87,12 @@ class Express:
         known = [(self.contexts.campaign_of(r), r, b) for r, b in pairs]
         left = await self.gate.stock_left_of([(c, r, b) for c, r, b in known if c is not None])
         return {(r, b): left.get((r, b)) for _, r, b in known}
+
+
+def express_gate(app: Any) -> ExpressGate | None:
+    """The app's express gate when express claims are on (for the writers of stock: allocations)."""
+    express: Express | None = getattr(app.state, "express", None)
+    return express.gate if express is not None else None
 
 
 class ExpressClaims:

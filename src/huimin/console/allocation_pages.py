@@ -15,6 +15,7 @@ from huimin.allocation import service as allocation
 from huimin.allocation.models import AllocationPlanRow
 from huimin.auth.principals import Permission
 from huimin.campaigns import service as campaigns
+from huimin.claims.express_http import express_gate
 from huimin.console import service
 from huimin.console.deps import ConsoleUser, ConsoleUserDep
 from huimin.console.web import CONSOLE_PREFIX, render
@@ -152,6 +153,7 @@ async def decide(
                 note=note,
                 clock=clock,
                 gate=request.app.state.claim_gate,
+                express=express_gate(request.app),
             )
             campaign_id = row.campaign_id
     except HuiminError as refusal:

@@ -16,6 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from huimin.allocation import service as allocation
 from huimin.claims import service as claims
+from huimin.claims.express import ExpressClaim, decide_claim
+from huimin.claims.express_http import Express
 from huimin.console.h5 import batch_rules
 from huimin.console.resident_session import LIFETIME, RESIDENT_COOKIE, enter, open_session, seal
 from huimin.console.web import H5_PREFIX, render, translator
@@ -23,6 +25,8 @@ from huimin.db import unit_of_work
 from huimin.deps import ClockDep, SessionDep, SessionsDep, SettingsDep
 from huimin.eligibility.geofence import Crs, Location
 from huimin.errors import HuiminError
+from huimin.idempotency.service import check_key, request_digest
+from huimin.kit.network import network_prefix
 from huimin.risk.stream import WrittenEvents
 
 __all__ = ["router"]
@@ -143,6 +147,33 @@ async def claim(
         raise HuiminError("missing or wrong CSRF token", code="csrf_failed", status=403)
     if lng is None or lat is None:
         return RedirectResponse(f"{ME}?{urlencode({'refused': 'location_required'})}", status_code=303)
+    key = f"h5:{me.resident_id}:{form_key}"  # one per rendered button: a double tap claims once
+    location = Location(lng, lat, Crs.WGS84)  # the browser's fix: WGS-84
+    client_ip = request.client.host if request.client else None
+    express: Express | None = getattr(request.app.state, "express", None)
+    if express is not None:  # express claims: decided in Redis like the partner API's
+        try:
+            answer = await decide_claim(
+                ExpressClaim(
+                    partner_id=me.partner_id,
+                    resident_id=me.resident_id,
+                    round_id=round_id,
+                    batch_id=batch_id,
+                    location=location,
+                    idempotency_key=check_key(key),
+                    digest=request_digest(
+                        "POST", request.url.path, {"round_id": round_id, "batch_id": batch_id}
+                    ),
+                    ip_prefix=network_prefix(client_ip),
+                ),
+                contexts=express.contexts,
+                gate=express.gate,
+                geofence=request.app.state.geofence,
+                clock=clock,
+            )
+        except HuiminError as refusal:
+            return RedirectResponse(f"{ME}?{urlencode({'refused': refusal.code})}", status_code=303)
+        return RedirectResponse(f"{ME}?{urlencode({'claimed': answer['code']})}", status_code=303)
     written = WrittenEvents()
     try:
         # Its own transaction: a refusal rolls it back whole before the page says why.
@@ -154,13 +185,12 @@ async def claim(
                 resident_id=me.resident_id,
                 round_id=round_id,
                 batch_id=batch_id,
-                location=Location(lng, lat, Crs.WGS84),  # the browser's fix: WGS-84
+                location=location,
                 geofence=request.app.state.geofence,
                 clock=clock,
                 gate=request.app.state.claim_gate,
-                # one per rendered button: a double tap claims once
-                idempotency_key=f"h5:{me.resident_id}:{form_key}",
-                client_ip=request.client.host if request.client else None,
+                idempotency_key=key,
+                client_ip=client_ip,
             )
             code = claimed.voucher.code
     except HuiminError as refusal:
