@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,7 +24,7 @@ from huimin.auth.domain import PartnerKind
 from huimin.auth.service import create_partner, partner_sealer
 from huimin.campaigns import service as campaigns
 from huimin.campaigns.models import BatchRow, CampaignRow, RoundRow, StockShardRow
-from huimin.claims.express import reconcile_express
+from huimin.claims.express import campaign_keys, reconcile_express
 from huimin.claims.models import ClaimCounterRow, VoucherEventRow, VoucherRow
 from huimin.config import Settings
 from huimin.db import unit_of_work
@@ -244,6 +245,11 @@ async def test_a_claim_is_answered_from_redis_and_persisted_within_two_seconds(
         assert (row.claim_lng, row.claim_lat) == (104.628, 30.129)
     await assert_books_agree(express_app.state.sessions, 5)
     assert took < PERSISTED_WITHIN
+    # the backlog is on /metrics: the stream's entries not yet persisted (none now)
+    async with unit_of_work(express_app.state.sessions) as session:
+        stream = campaign_keys(str(await session.scalar(select(CampaignRow.id)))).stream
+    await asyncio.sleep(0.2)  # the consumer reports after each read, every 50 ms when idle
+    assert REGISTRY.get_sample_value("huimin_stream_lag_entries", {"stream": stream, "group": "persist"}) == 0
 
     # the same request again: the same voucher; another body under the key: refused
     again = await city.claim(city.residents[0], key="first-claim-1")

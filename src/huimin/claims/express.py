@@ -41,7 +41,7 @@ import json
 import logging
 import os
 import socket
-import time as monotonic_time
+import time as systime
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +54,7 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.campaigns.domain import BatchKind, ClaimMode, ValidityKind
@@ -78,6 +79,7 @@ from huimin.kit.clock import Clock, local_datetime
 from huimin.kit.ids import new_id
 from huimin.ledger import domain as ledger_domain
 from huimin.ledger import service as ledger
+from huimin.observability.metrics import set_stream_lag
 from huimin.protection.soldout import CHANNEL as STOCK_EVENTS
 from huimin.protection.soldout import stock_event
 from huimin.risk import stream as risk_stream
@@ -277,7 +279,7 @@ class ExpressContexts:
         *,
         offer_ttl: float = OFFER_TTL,
         facts_ttl: float = FACTS_TTL,
-        monotonic: Any = monotonic_time.monotonic,
+        monotonic: Any = systime.monotonic,
     ) -> None:
         self._sessions = sessions
         self._offer_ttl = offer_ttl
@@ -839,6 +841,7 @@ class ExpressPersister:
                 entries = [(entry_id, fields) for entry_id, fields in taken[1] if fields]
             if not entries:
                 entries = await self._read(stream, ">")
+            await self._report_lag(stream, entries)
             if not entries:
                 continue
             records = [
@@ -856,6 +859,15 @@ class ExpressPersister:
                     self.publish_to, [(Source.CLAIMS, event_id) for event_id in event_ids]
                 )
         return report
+
+    async def _report_lag(self, stream: str, entries: list[tuple[Any, dict[Any, Any]]]) -> None:
+        """The metrics' view of the backlog: entries in the stream (persisted ones are deleted), and the
+        age of the oldest entry read now (its id is the millisecond Redis appended it)."""
+        oldest = 0.0
+        if entries:
+            appended_ms = int(_text(entries[0][0]).partition("-")[0])
+            oldest = max(0.0, systime.time() - appended_ms / 1000)
+        set_stream_lag(stream, _GROUP, entries=int(await self.redis.xlen(stream)), seconds=oldest)
 
     async def _read(self, stream: str, start: str) -> list[tuple[Any, dict[Any, Any]]]:
         answer: Any = await self.redis.xreadgroup(_GROUP, self.consumer, {stream: start}, count=self.BATCH)
@@ -893,8 +905,7 @@ async def reconcile_express(
     for campaign_id, campaign_rounds in sorted(by_campaign.items()):
         await gate.pause(campaign_id)
         await gate.redis.sadd(_STREAMS, campaign_id)
-        while (await persister.drain_once(take_over_idle_ms=0)).read:
-            pass
+        await _drain_all(persister)
         async with unit_of_work(sessions) as session:
             repository = ClaimsRepository(session)
             remaining = await repository.remaining([r.id for r in campaign_rounds])
@@ -916,6 +927,20 @@ async def reconcile_express(
             held[scope][person_id] = claimed
         await gate.provision(campaign_id, remaining, dict(held))
     return len(by_campaign)
+
+
+async def _drain_all(persister: ExpressPersister) -> None:
+    """Persist every entry of the streams, taking over those a worker has read and not acknowledged. A
+    worker committing the same entries meanwhile makes this transaction fail on the voucher's primary
+    key; the next pass finds them persisted."""
+    for _ in range(50):
+        try:
+            while (await persister.drain_once(take_over_idle_ms=0)).read:
+                pass
+            return
+        except IntegrityError:
+            await asyncio.sleep(0.2)
+    raise HuiminError("the claim streams could not be persisted; retry", code="reconcile_failed", status=503)
 
 
 async def _campaign_scopes(session: AsyncSession, campaign_id: str) -> list[str]:
