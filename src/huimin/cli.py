@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -492,6 +492,38 @@ def claims_reconcile() -> None:
     out.print(f"claim gate rebuilt from the database for {_run(job, settings)} rounds not yet closed")
 
 
+async def _draw_with_express_paused(
+    settings: Any, round_ref: str, campaign: str | None, job: Callable[[Any], Awaitable[Any]]
+) -> Any:
+    from huimin.campaigns.models import RoundRow
+    from huimin.claims.express import ExpressGate, ExpressPersister, paused_for_the_database
+    from huimin.db import create_engine, create_sessionmaker, unit_of_work
+    from huimin.redis_client import connect_redis
+
+    engine = create_engine(settings.database_url)
+    redis = connect_redis(settings)
+    try:
+        sessions = create_sessionmaker(engine)
+        async with unit_of_work(sessions) as session:
+            round_ = await session.get(RoundRow, await _round_id(session, round_ref, campaign))
+            if round_ is None:
+                raise HuiminError(f"no round {round_ref!r}", code="unknown_round", status=404)
+        async with (
+            paused_for_the_database(
+                sessions,
+                gate=ExpressGate(redis),
+                persister=ExpressPersister(redis, sessions, publish_to=redis),
+                clock=SystemClock(),
+                campaign_id=round_.campaign_id,
+            ),
+            unit_of_work(sessions) as session,
+        ):
+            return await job(session)
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
 async def _reconcile_express(settings: Any) -> int:
     from huimin.claims.express import ExpressGate, ExpressPersister, reconcile_express
     from huimin.db import create_engine, create_sessionmaker
@@ -574,7 +606,10 @@ def lottery_draw(round_ref: RoundArg, campaign: CampaignOpt = None) -> None:
         round_id = await _round_id(session, round_ref, campaign)
         return await draw_lottery(session, round_id=round_id, sealer=sealer, clock=SystemClock())
 
-    report = _run(job, settings)
+    if settings.claims_ack == "redis":  # the winners' vouchers count against limits express claims check
+        report = asyncio.run(_draw_with_express_paused(settings, round_ref, campaign, job))
+    else:
+        report = _run(job, settings)
     out.print(
         f"{report.round_code}: {report.entries} entries, {report.winners} winners, {report.vouchers} vouchers issued\n"
         f"seed {report.seed} (SHA-256 {report.seed_sha256})"

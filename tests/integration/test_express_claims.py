@@ -24,11 +24,14 @@ from huimin.auth.domain import PartnerKind
 from huimin.auth.service import create_partner, partner_sealer
 from huimin.campaigns import service as campaigns
 from huimin.campaigns.models import BatchRow, CampaignRow, RoundRow, StockShardRow
-from huimin.claims.express import campaign_keys, reconcile_express
+from huimin.claims import flows
+from huimin.claims import service as claims_service
+from huimin.claims.express import ExpressPersister, campaign_keys, paused_for_the_database, reconcile_express
 from huimin.claims.models import ClaimCounterRow, VoucherEventRow, VoucherRow
 from huimin.config import Settings
 from huimin.db import unit_of_work
 from huimin.eligibility import service as eligibility
+from huimin.eligibility.geofence import Crs, Location
 from huimin.eligibility.models import UnionMemberRow
 from huimin.eligibility.schemas import ResidentIn
 from huimin.errors import ConfigurationError
@@ -406,3 +409,141 @@ async def test_express_claims_refuse_a_redis_that_may_lose_them(database_url: st
 def test_express_claims_need_the_redis_gate() -> None:
     with pytest.raises(ConfigurationError, match="HUIMIN_CLAIMS_BACKEND=redis"):
         Settings(claims_ack="redis", redis_url="redis://127.0.0.1:1/0").check_backends()
+
+
+LOTTERY_THEN_FLASH = """
+[campaign]
+code = "draw-then-flash"
+name = "摇号后抢券"
+starts_on = 2022-06-01
+ends_on = 2022-07-31
+budget = "100000"
+limits = { per_person_total = 1 }
+
+[[funders]]
+code = "fiscal"
+name = "财政"
+kind = "fiscal"
+budget = "100000"
+
+[[batches]]
+code = "general"
+name = "通用券"
+kind = "threshold"
+face_value = "30"
+threshold = "100"
+validity = { days_after_claim = 3 }
+funding = { fiscal = "100%" }
+scope = { categories = ["零售"] }
+
+[[schedules]]
+code = "draw"
+mode = "lottery"
+every = "once"
+at = 10:00:00
+first = 2022-06-22
+window_hours = 48
+stock = { "general" = 3 }
+
+[[schedules]]
+code = "friday"
+every = "once"
+at = 12:00:00
+first = 2022-06-24
+window_hours = 12
+stock = { "general" = 10 }
+"""
+
+
+async def test_a_lottery_draw_pauses_express_claims_and_its_winners_count_against_the_limits(
+    express_app: FastAPI, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """One voucher per person in the campaign: the draw's three winners, whose vouchers the database
+    issued, are refused by Redis in the flash round afterwards; the three others get theirs."""
+    sessions: async_sessionmaker[AsyncSession] = express_app.state.sessions
+    settings: Settings = express_app.state.settings
+    async with unit_of_work(sessions) as session:
+        await campaigns.load_campaign(session, text=LOTTERY_THEN_FLASH, clock=clock)
+        campaign_id = str(await session.scalar(select(CampaignRow.id)))
+        deposit = await ledger.request_deposit(
+            session,
+            principal=OPERATOR,
+            campaign_id=campaign_id,
+            funder_code="fiscal",
+            amount=Fen.yuan(100_000),
+            clock=clock,
+        )
+        await ledger.approve_deposit(session, principal=FINANCE, deposit_id=deposit.row.id, clock=clock)
+        created = await create_partner(
+            session,
+            name="app",
+            kind=PartnerKind.APP,
+            sealer=partner_sealer(settings.secret_key.get_secret_value()),
+            clock=clock,
+        )
+        residents = [
+            (
+                await eligibility.register_resident(
+                    session,
+                    partner_id=created.partner.id,
+                    data=ResidentIn(**resident_body(serial)),
+                    hasher=settings.hasher,
+                    clock=clock,
+                )
+            ).resident.id
+            for serial in range(6)
+        ]
+        rounds = {row.code: row.id for row in (await session.scalars(select(RoundRow))).all()}
+        batch_id = str(await session.scalar(select(BatchRow.id)))
+    express = express_app.state.express
+    await reconcile_express(sessions, gate=express.gate, persister=express.persister, clock=clock)
+    clock.set(datetime(2022, 6, 22, 2, 1, tzinfo=UTC))  # registration open
+    for resident in residents:
+        async with unit_of_work(sessions) as session:
+            await claims_service.enter_lottery(
+                session,
+                partner_id=created.partner.id,
+                resident_id=resident,
+                round_id=rounds["draw-20220622"],
+                batch_id=batch_id,
+                location=Location(104.6276, 30.1288, Crs.GCJ02),
+                geofence=express_app.state.geofence,
+                sealer=express_app.state.lottery_sealer,
+                clock=clock,
+            )
+    clock.set(datetime(2022, 6, 24, 2, 0, tzinfo=UTC))  # registration closed
+    async with (
+        paused_for_the_database(
+            sessions,
+            gate=express.gate,
+            persister=ExpressPersister(express.gate.redis, sessions, consumer="draw"),
+            clock=clock,
+            campaign_id=campaign_id,
+        ),
+        unit_of_work(sessions) as session,
+    ):
+        report = await flows.draw_lottery(
+            session, round_id=rounds["draw-20220622"], sealer=express_app.state.lottery_sealer, clock=clock
+        )
+    assert report.vouchers == 3
+    async with unit_of_work(sessions) as session:
+        winners = set((await session.scalars(select(VoucherRow.resident_id))).all())
+
+    clock.set(datetime(2022, 6, 24, 4, 0, 1, tzinfo=UTC))  # the flash round is open
+    signed = SignedClient(http, key_id=created.partner.key_id, secret=created.secret, clock=clock)
+    answers = {}
+    for resident in residents:
+        response = await signed.post(
+            f"/api/v1/rounds/{rounds['friday-20220624']}/claims",
+            {"resident_id": resident, "batch_id": batch_id, "location": ZIYANG_CENTRE},
+            **{"Idempotency-Key": f"flash-{resident}"},
+        )
+        answers[resident] = response.json().get("code") if response.status_code != 201 else "claimed"
+    assert {r for r, answer in answers.items() if answer == "limit_reached"} == winners, answers
+    assert sorted(answers.values()).count("claimed") == 3, answers
+    await persisted(sessions, 6, within=PERSISTED_WITHIN)
+    async with unit_of_work(sessions) as session:
+        held = Counter((await session.scalars(select(VoucherRow.person_id))).all())
+        report_checks = await run_checks(session, (await session.scalars(select(CampaignRow))).one())
+    assert set(held.values()) == {1}
+    assert report_checks.ok

@@ -43,7 +43,7 @@ import os
 import socket
 import time as systime
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any, cast
@@ -94,6 +94,7 @@ __all__ = [
     "ExpressPersister",
     "campaign_keys",
     "decide_claim",
+    "paused_for_the_database",
     "persist_entries",
     "reconcile_express",
 ]
@@ -893,29 +894,32 @@ async def reconcile_express(
     gate: ExpressGate,
     persister: ExpressPersister,
     clock: Clock,
+    campaign_id: str | None = None,
 ) -> int:
-    """Rebuild the express counters of every campaign with a round not yet closed from PostgreSQL; returns
-    how many campaigns were provisioned. Each campaign's claims are paused, its stream persisted (taking
-    over every entry, whoever had read it), then its stock and counts written and its claims resumed."""
+    """Rebuild the express counters of every campaign (or of `campaign_id`) with a round not yet closed
+    from PostgreSQL; returns how many campaigns were provisioned. Each campaign's claims are paused, its
+    stream persisted (taking over every entry, whoever had read it), then its stock and counts written
+    and its claims resumed."""
     async with unit_of_work(sessions) as session:
         rounds = [r for r in await ClaimsRepository(session).rounds(None) if r.closes_at > clock.now()]
     by_campaign: dict[str, list[RoundRow]] = defaultdict(list)
     for round_ in rounds:
-        by_campaign[round_.campaign_id].append(round_)
-    for campaign_id, campaign_rounds in sorted(by_campaign.items()):
-        await gate.pause(campaign_id)
-        await gate.redis.sadd(_STREAMS, campaign_id)
+        if campaign_id is None or round_.campaign_id == campaign_id:
+            by_campaign[round_.campaign_id].append(round_)
+    for campaign, campaign_rounds in sorted(by_campaign.items()):
+        await gate.pause(campaign)
+        await gate.redis.sadd(_STREAMS, campaign)
         await _drain_all(persister)
         async with unit_of_work(sessions) as session:
             repository = ClaimsRepository(session)
             remaining = await repository.remaining([r.id for r in campaign_rounds])
-            scopes = await _campaign_scopes(session, campaign_id)
+            scopes = await _campaign_scopes(session, campaign)
             rows = (
                 await session.execute(
                     select(ClaimCounterRow.scope, ClaimCounterRow.person_id, ClaimCounterRow.claimed).where(
                         or_(
                             ClaimCounterRow.scope.in_(scopes),
-                            ClaimCounterRow.scope.like(f"c:{campaign_id}:cat:%"),
+                            ClaimCounterRow.scope.like(f"c:{campaign}:cat:%"),
                         )
                     )
                 )
@@ -925,8 +929,31 @@ async def reconcile_express(
             held[scope] = {}
         for scope, person_id, claimed in rows:
             held[scope][person_id] = claimed
-        await gate.provision(campaign_id, remaining, dict(held))
+        await gate.provision(campaign, remaining, dict(held))
     return len(by_campaign)
+
+
+@contextlib.asynccontextmanager
+async def paused_for_the_database(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    gate: ExpressGate,
+    persister: ExpressPersister,
+    clock: Clock,
+    campaign_id: str,
+) -> AsyncIterator[None]:
+    """For work that issues vouchers in the database outside express claims (a lottery draw): the
+    campaign's express claims pause and its stream is persisted first, so the database's counters are
+    complete; afterwards Redis is rebuilt from the database (with what the work issued) and claims
+    resume. Claims arriving meanwhile get 503 `claims_paused`."""
+    await gate.pause(campaign_id)
+    try:
+        await _drain_all(persister)
+        yield
+    finally:
+        await reconcile_express(
+            sessions, gate=gate, persister=persister, clock=clock, campaign_id=campaign_id
+        )
 
 
 async def _drain_all(persister: ExpressPersister) -> None:
