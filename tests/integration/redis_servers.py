@@ -3,6 +3,7 @@ will, never the machine's shared Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -12,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
 
 from tests.conftest import IN_CI
 
@@ -102,3 +104,48 @@ def redis_process(directory: Path, *extra: str) -> Iterator[RedisProcess]:
         yield server
     finally:
         server.kill()
+
+
+@contextmanager
+def redis_cluster(directory: Path, *extra: str) -> Iterator[int]:
+    """Three redis-server nodes in cluster mode on free loopback ports, joined with `redis-cli --cluster
+    create`; yields the first node's port. Fails (never skips) when the cluster cannot be created."""
+    servers = [
+        RedisProcess(directory / f"node-{number}", free_cluster_port(), "--cluster-enabled", "yes", *extra)
+        for number in range(3)
+    ]
+    try:
+        for server in servers:
+            server.start()
+        created = subprocess.run(  # noqa: S603 (a fixed local binary, found on PATH like redis-server)
+            [  # noqa: S607
+                "redis-cli",
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{server.port}" for server in servers],
+                "--cluster-yes",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if created.returncode != 0:
+            pytest.fail(f"could not create the cluster: {created.stdout} {created.stderr}")
+        yield servers[0].port
+    finally:
+        for server in servers:
+            server.kill()
+
+
+async def cluster_client(port: int) -> RedisCluster:
+    """A client of the cluster once it has settled its slots (within a few seconds)."""
+    cluster = RedisCluster(host="127.0.0.1", port=port)
+    for _ in range(100):
+        try:
+            if (await cluster.cluster_info())["cluster_state"] == "ok":
+                break
+        except Exception:  # noqa: S110 (not ready yet)
+            pass
+        await asyncio.sleep(0.1)
+    return cluster

@@ -4,7 +4,6 @@ scripts on a three-node Redis Cluster. Each test starts its own redis-server on 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,7 +29,7 @@ from huimin.eligibility.schemas import ResidentIn
 from huimin.errors import HuiminError
 from huimin.kit.clock import ManualClock
 from tests.conftest import fresh_postgres
-from tests.integration.redis_servers import RedisProcess, free_cluster_port, redis_process
+from tests.integration.redis_servers import cluster_client, redis_cluster, redis_process
 from tests.integration.test_claim_concurrency import STOCK, flash
 from tests.support import resident_body, small_campaign
 
@@ -198,43 +196,12 @@ async def test_redis_killed_mid_round_never_over_issues_and_loses_nothing_acknow
 
 
 def test_the_scripts_run_on_a_three_node_redis_cluster(tmp_path: Path) -> None:
-    servers = [
-        RedisProcess(tmp_path / f"node-{number}", free_cluster_port(), "--cluster-enabled", "yes")
-        for number in range(3)
-    ]
-    try:
-        for server in servers:
-            server.start()
-        created = subprocess.run(  # noqa: S603 (a fixed local binary, found on PATH like redis-server)
-            [  # noqa: S607
-                "redis-cli",
-                "--cluster",
-                "create",
-                *[f"127.0.0.1:{server.port}" for server in servers],
-                "--cluster-yes",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if created.returncode != 0:
-            pytest.fail(f"could not create the cluster: {created.stdout} {created.stderr}")
-        asyncio.run(_exercise_cluster(servers[0].port))
-    finally:
-        for server in servers:
-            server.kill()
+    with redis_cluster(tmp_path) as port:
+        asyncio.run(_exercise_cluster(port))
 
 
 async def _exercise_cluster(port: int) -> None:
-    cluster = RedisCluster(host="127.0.0.1", port=port)
-    for _ in range(100):  # the cluster settles its slots within a few seconds
-        try:
-            if (await cluster.cluster_info())["cluster_state"] == "ok":
-                break
-        except Exception:  # noqa: S110 (not ready yet)
-            pass
-        await asyncio.sleep(0.1)
+    cluster = await cluster_client(port)
     gate = RedisGate(cluster)
     rounds = [f"rnd_cluster{number:02d}" for number in range(6)]  # spread over the three nodes' slots
     for round_id in rounds:

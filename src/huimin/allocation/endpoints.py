@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 from huimin.allocation import service
 from huimin.allocation.schemas import DecisionIn, LimitsIn, OfferOut, PlanOut, offer_out, plan_out
 from huimin.claims.express_http import express_gate
-from huimin.deps import AppPartnerDep, ClockDep, SessionDep, StaffDep
+from huimin.db import unit_of_work
+from huimin.deps import AppPartnerDep, ClockDep, SessionDep, SessionsDep, StaffDep
 
 __all__ = ["router"]
 
@@ -83,21 +84,22 @@ async def decide(
     plan_id: str,
     body: DecisionIn,
     request: Request,
-    session: SessionDep,
+    sessions: SessionsDep,
     principal: StaffDep,
     clock: ClockDep,
 ) -> PlanOut:
-    row = await service.decide(
-        session,
-        principal=principal,
-        plan_id=plan_id,
-        accept=body.accept,
-        stock=body.stock,
-        note=body.note,
-        clock=clock,
-        gate=request.app.state.claim_gate,
-        express=express_gate(request.app),
-    )
+    async with unit_of_work(sessions) as session:
+        row = await service.decide(
+            session,
+            principal=principal,
+            plan_id=plan_id,
+            accept=body.accept,
+            stock=body.stock,
+            note=body.note,
+            clock=clock,
+            gate=request.app.state.claim_gate,
+        )
+    await service.push_round_stock(sessions, express=express_gate(request.app), plan=row)  # committed
     return plan_out(row)
 
 

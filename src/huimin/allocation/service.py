@@ -8,6 +8,7 @@ redemptions, and complaints about merchants of each batch's categories. The rule
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -15,8 +16,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import selectinload
 
 from huimin.allocation import domain
@@ -31,7 +33,8 @@ from huimin.claims.gate import ClaimGate, RedisGate
 from huimin.claims.models import VoucherRow
 from huimin.complaints.domain import Category as ComplaintCategory
 from huimin.complaints.models import ComplaintRow
-from huimin.errors import ConflictError, InvalidInput, NotFound, Problem
+from huimin.db import unit_of_work
+from huimin.errors import ConflictError, HuiminError, InvalidInput, NotFound, Problem
 from huimin.kit.clock import Clock
 from huimin.kit.ids import new_id
 from huimin.kit.money import Fen
@@ -43,7 +46,9 @@ from huimin.reports import service as reports
 from huimin.reports.domain import Dimension
 from huimin.reports.models import RedemptionDayRow
 
-__all__ = ["OfferLine", "decide", "get_plan", "list_plans", "offers_for", "propose"]
+__all__ = ["OfferLine", "decide", "get_plan", "list_plans", "offers_for", "propose", "push_round_stock"]
+
+log = logging.getLogger("huimin.allocation")
 
 # How many recent redemptions of a batch give its median days from claim to redemption.
 DAYS_SAMPLE = 2_000
@@ -129,7 +134,6 @@ async def decide(
     stock: Mapping[str, int] | None = None,
     note: str = "",
     gate: ClaimGate | None = None,
-    express: ExpressGate | None = None,
 ) -> AllocationPlanRow:
     """Accept the proposal (as proposed, or with the admin's own `stock`, checked against the same
     limits) and set the round's stock; or reject it, with a reason. Only before the round opens.
@@ -137,8 +141,8 @@ async def decide(
     With the Redis claim gate, the round's gate is provisioned again with the new stock (nobody has
     claimed from it yet). PostgreSQL keeps the last word on every claim, so should this transaction
     fail to commit after that, the gate only admits claims the database then refuses, until the next
-    `huimin claims reconcile`. With express claims (`express`), the round's express stock is set the
-    same way."""
+    `huimin claims reconcile`. Express claims, where Redis has the last word, get the new stock only
+    once this has committed: the caller then calls `push_round_stock`."""
     principal.require(Permission.ALLOCATION_PLAN)
     row = await get_plan(session, principal=principal, plan_id=plan_id)
     if row.status != "proposed":
@@ -162,10 +166,6 @@ async def decide(
         await _apply(session, round_=round_, stock=decided, records=records)
         if isinstance(gate, RedisGate):
             await gate.provision(round_.id, await _stock_left(session, round_id=round_.id), {})
-        if express is not None:
-            await express.set_round_stock(
-                round_.campaign_id, round_.id, await _stock_left(session, round_id=round_.id)
-            )
     row.status = "accepted" if accept else "rejected"
     row.decided_at = now
     row.decided_by = principal.actor_id
@@ -415,6 +415,34 @@ def _headroom(campaign: CampaignRow) -> dict[str, int]:
     planned = as_planned(campaign)
     _, promised = planned_by_funder(planned)
     return {funder.code: int(funder.budget - promised.get(funder.code, Fen(0))) for funder in planned.funders}
+
+
+async def push_round_stock(
+    sessions: async_sessionmaker[AsyncSession], *, express: ExpressGate | None, plan: AllocationPlanRow
+) -> None:
+    """After an accepted plan has committed, give express claims (which Redis decides alone) the round's
+    stock as the database now holds it. Should Redis fail here, the round keeps its old express stock
+    until `huimin claims reconcile`: logged as an error, since the round opens on it."""
+    if express is None or plan.status != "accepted":
+        return
+    async with unit_of_work(sessions) as session:
+        left = await _stock_left(session, round_id=plan.round_id)
+    try:
+        await express.set_round_stock(plan.campaign_id, plan.round_id, left)
+    except RedisError as error:
+        log.error(
+            "allocation %s committed but its stock did not reach express claims (%r): run `huimin claims "
+            "reconcile` before round %s opens",
+            plan.id,
+            error,
+            plan.round_id,
+        )
+        raise HuiminError(
+            "the plan is accepted, but Redis did not take the new stock: run `huimin claims reconcile` "
+            "before the round opens",
+            code="stock_not_pushed",
+            status=503,
+        ) from None
 
 
 async def _stock_left(session: AsyncSession, *, round_id: str) -> dict[str, int]:

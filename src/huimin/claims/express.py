@@ -432,20 +432,30 @@ class ExpressGate:
                 ask.future.set_result([_text(part) for part in verdict])
 
     async def durability(self) -> str | None:
-        """None when Redis keeps every acknowledged write (AOF, `appendfsync always`), else what is
-        missing. (A Redis that forbids CONFIG, as managed ones may, is asked through INFO only.)"""
+        """None when Redis keeps every acknowledged write (AOF, `appendfsync always`) — on a cluster,
+        every primary — else what is missing. (A Redis that forbids CONFIG, as managed ones may, is
+        asked through INFO only.)"""
+        cluster = isinstance(self.redis, RedisCluster)
+        targets: dict[str, Any] = {"target_nodes": RedisCluster.PRIMARIES} if cluster else {}
         try:
-            info = await self.redis.info("persistence")
+            infos = _per_node(await self.redis.info("persistence", **targets), cluster)
         except RedisError as error:
             return f"cannot read Redis's persistence settings: {error}"
-        if not int(info.get("aof_enabled", 0)):
-            return "AOF is off (appendonly no): acknowledged claims would be lost with Redis's memory"
+        for node, info in infos.items():
+            if not int(info.get("aof_enabled", 0)):
+                return (
+                    f"AOF is off{node} (appendonly no): acknowledged claims would be lost with Redis's memory"
+                )
         try:
-            config = await self.redis.config_get("appendfsync")
+            configs = _per_node(await self.redis.config_get("appendfsync", **targets), cluster)
         except RedisError:
             return None
-        if config.get("appendfsync") not in ("always", b"always"):
-            return f"appendfsync is {config.get('appendfsync')!r}, not 'always': the last second of claims could be lost"
+        for node, config in configs.items():
+            value = _text(config.get("appendfsync") or config.get(b"appendfsync") or "")
+            if value != "always":
+                return (
+                    f"appendfsync is {value!r}{node}, not 'always': the last second of claims could be lost"
+                )
         return None
 
     async def provision(
@@ -499,6 +509,13 @@ class ExpressGate:
 
     async def campaigns(self) -> list[str]:
         return sorted(_text(member) for member in await self.redis.smembers(_STREAMS))
+
+
+def _per_node(answer: Any, cluster: bool) -> dict[str, Any]:
+    """A command's answer by node (" on <node>"), the single answer of a plain Redis under ""."""
+    if not cluster:
+        return {"": answer}
+    return {f" on {node}": value for node, value in answer.items()}
 
 
 def _text(value: Any) -> str:

@@ -153,9 +153,9 @@ async def decide(
                 note=note,
                 clock=clock,
                 gate=request.app.state.claim_gate,
-                express=express_gate(request.app),
             )
             campaign_id = row.campaign_id
+        await allocation.push_round_stock(sessions, express=express_gate(request.app), plan=row)  # committed
     except HuiminError as refusal:
         if refusal.status in (403, 404):
             raise
