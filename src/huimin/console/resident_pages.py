@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.allocation import service as allocation
 from huimin.claims import service as claims
@@ -21,12 +22,12 @@ from huimin.claims.express_http import Express
 from huimin.console.h5 import batch_rules
 from huimin.console.resident_session import LIFETIME, RESIDENT_COOKIE, enter, open_session, seal
 from huimin.console.web import H5_PREFIX, render, translator
-from huimin.db import unit_of_work
 from huimin.deps import ClockDep, SessionDep, SessionsDep, SettingsDep
 from huimin.eligibility.geofence import Crs, Location
 from huimin.errors import HuiminError
-from huimin.idempotency.service import check_key, request_digest
+from huimin.idempotency.service import Answer, check_key, request_digest, run_once
 from huimin.kit.network import network_prefix
+from huimin.protection.http import admit_claim, client_ip_of
 from huimin.risk.stream import WrittenEvents
 
 __all__ = ["router"]
@@ -149,35 +150,34 @@ async def claim(
         return RedirectResponse(f"{ME}?{urlencode({'refused': 'location_required'})}", status_code=303)
     key = f"h5:{me.resident_id}:{form_key}"  # one per rendered button: a double tap claims once
     location = Location(lng, lat, Crs.WGS84)  # the browser's fix: WGS-84
-    client_ip = request.client.host if request.client else None
+    protection = request.app.state.protection
+    # the phone's address (behind nginx: from X-Forwarded-For of a trusted proxy), as the partner API's
+    client_ip = client_ip_of(request.scope, protection.trusted_proxies)
     express: Express | None = getattr(request.app.state, "express", None)
-    if express is not None:  # express claims: decided in Redis like the partner API's
-        try:
-            answer = await decide_claim(
-                ExpressClaim(
-                    partner_id=me.partner_id,
-                    resident_id=me.resident_id,
-                    round_id=round_id,
-                    batch_id=batch_id,
-                    location=location,
-                    idempotency_key=check_key(key),
-                    digest=request_digest(
-                        "POST", request.url.path, {"round_id": round_id, "batch_id": batch_id}
-                    ),
-                    ip_prefix=network_prefix(client_ip),
-                ),
-                contexts=express.contexts,
-                gate=express.gate,
-                geofence=request.app.state.geofence,
-                clock=clock,
-            )
-        except HuiminError as refusal:
-            return RedirectResponse(f"{ME}?{urlencode({'refused': refusal.code})}", status_code=303)
-        return RedirectResponse(f"{ME}?{urlencode({'claimed': answer['code']})}", status_code=303)
-    written = WrittenEvents()
-    try:
-        # Its own transaction: a refusal rolls it back whole before the page says why.
-        async with unit_of_work(sessions) as session:
+
+    async def express_claim(express: Express) -> str:  # decided in Redis like the partner API's
+        answer = await decide_claim(
+            ExpressClaim(
+                partner_id=me.partner_id,
+                resident_id=me.resident_id,
+                round_id=round_id,
+                batch_id=batch_id,
+                location=location,
+                idempotency_key=check_key(key),
+                digest=request_digest("POST", request.url.path, {"round_id": round_id, "batch_id": batch_id}),
+                ip_prefix=network_prefix(client_ip),
+            ),
+            contexts=express.contexts,
+            gate=express.gate,
+            geofence=request.app.state.geofence,
+            clock=clock,
+        )
+        return str(answer["code"])
+
+    async def synchronous_claim() -> str:
+        written = WrittenEvents()
+
+        async def work(session: AsyncSession) -> Answer:
             written.watch(session)
             claimed = await claims.claim_voucher(
                 session,
@@ -192,8 +192,26 @@ async def claim(
                 idempotency_key=key,
                 client_ip=client_ip,
             )
-            code = claimed.voucher.code
+            return 201, {"code": claimed.voucher.code}
+
+        # Once per button, like the partner API's Idempotency-Key: a double tap gets the first answer.
+        # Its own transaction: a refusal rolls it back whole before the page says why.
+        _, body = await run_once(
+            sessions,
+            partner_id=me.partner_id,
+            key=key,
+            digest=request_digest("POST", request.url.path, {"round_id": round_id, "batch_id": batch_id}),
+            clock=clock,
+            work=work,
+            store=request.app.state.idempotency_answers,
+        )
+        await written.publish(request.app.state.redis)  # committed: on to the rules engine
+        return str(body["code"])
+
+    try:
+        # the same claim slots and rate limits (per resident, address, all claims) as the partner API's
+        async with admit_claim(request, partner_id=me.partner_id, resident_id=me.resident_id, device_id=None):
+            code = await (express_claim(express) if express is not None else synchronous_claim())
     except HuiminError as refusal:
         return RedirectResponse(f"{ME}?{urlencode({'refused': refusal.code})}", status_code=303)
-    await written.publish(request.app.state.redis)  # committed: on to the rules engine
     return RedirectResponse(f"{ME}?{urlencode({'claimed': code})}", status_code=303)
