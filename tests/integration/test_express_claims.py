@@ -5,6 +5,7 @@ PostgreSQL by the workers' consumer. Each test starts its own redis-server with 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -34,14 +35,14 @@ from huimin.eligibility import service as eligibility
 from huimin.eligibility.geofence import Crs, Location
 from huimin.eligibility.models import UnionMemberRow
 from huimin.eligibility.schemas import ResidentIn
-from huimin.errors import ConfigurationError
+from huimin.errors import ConfigurationError, HuiminError
 from huimin.kit.clock import ManualClock
 from huimin.kit.money import Fen
 from huimin.ledger import service as ledger
 from huimin.ledger.checks import run_checks
 from tests.conftest import fresh_postgres
 from tests.integration.merchant_helpers import OPERATOR
-from tests.integration.redis_servers import RedisProcess, redis_process
+from tests.integration.redis_servers import RedisProcess, free_port, redis_process
 from tests.integration.till import FINANCE
 from tests.support import CHENGDU, ZIYANG_CENTRE, SignedClient, id_number, resident_body, small_campaign
 
@@ -547,3 +548,56 @@ async def test_a_lottery_draw_pauses_express_claims_and_its_winners_count_agains
         report_checks = await run_checks(session, (await session.scalars(select(CampaignRow))).one())
     assert set(held.values()) == {1}
     assert report_checks.ok
+
+
+async def test_an_entry_the_database_refuses_is_set_aside_and_the_stream_goes_on(
+    express_app: FastAPI, http: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """A record the database cannot take (here a resident that does not exist: a foreign key) must not
+    hold up the vouchers behind it: they are persisted, it goes to the campaign's dead-letter stream."""
+    city = await open_city(express_app, http, clock, residents=3, stock=5)
+    express = express_app.state.express
+    express.persister.stop()
+    await express.consuming  # this test drains by hand
+    assert (await city.claim(city.residents[0])).status_code == 201
+    async with unit_of_work(express_app.state.sessions) as session:
+        campaign_id = str(await session.scalar(select(CampaignRow.id)))
+    names = campaign_keys(campaign_id)
+    [(_, [(_, fields)])] = await express.gate.redis.xread({names.stream: "0"}, count=1)
+    poison = json.loads(fields[b"v"])
+    poison.update(id="vch_poison", code="POISONPOISONPOISN", resident_id="res_gone")
+    await express.gate.redis.xadd(names.stream, {"v": json.dumps(poison)})
+    assert (await city.claim(city.residents[1])).status_code == 201
+    persister = ExpressPersister(express.gate.redis, express_app.state.sessions, consumer="by-hand")
+    while (await persister.drain_once()).read:
+        pass
+    await persisted(express_app.state.sessions, 2, within=PERSISTED_WITHIN)
+    dead = await express.gate.redis.xrange(names.stream.removesuffix(":claims") + ":dead")
+    assert [json.loads(entry[b"v"])["id"] for _, entry in dead] == ["vch_poison"]
+    assert b"IntegrityError" in dead[0][1][b"error"]
+    assert await express.gate.redis.xlen(names.stream) == 0
+
+
+async def test_a_worker_starts_while_redis_is_down_and_checks_its_durability_when_it_answers(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A worker restarted during a Redis outage must not crash-loop: it starts, and once Redis answers it
+    checks Redis's durability; a Redis that may lose acknowledged claims then gets them refused."""
+    later = RedisProcess(tmp_path / "later", free_port())  # no AOF: not durable
+    application = create_app(express_settings(database_url, later.url))
+    async with application.router.lifespan_context(application):
+        gate = application.state.express.gate
+        assert gate.refusing is None
+        later.start()
+        try:
+            for _ in range(60):
+                if gate.refusing is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert gate.refusing is not None
+            assert "appendfsync always" in gate.refusing
+            with pytest.raises(HuiminError) as refused:
+                await gate.decide("cmp_x", ["a", "s"], {"i": 0, "s": 1, "h": []})
+            assert refused.value.code == "claims_paused"
+        finally:
+            later.kill()

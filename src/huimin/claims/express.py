@@ -54,7 +54,7 @@ from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.campaigns.domain import BatchKind, ClaimMode, ValidityKind
@@ -385,10 +385,13 @@ class ExpressGate:
         self._decide = redis.register_script(_DECIDE)
         self._answer_ttl = int(answer_ttl.total_seconds())
         self._pending: dict[str, list[_Ask]] = {}
+        self.refusing: str | None = None  # why claims are refused (set by `Express` after a failed check)
 
     async def decide(self, campaign_id: str, keys: list[str], claim: dict[str, Any]) -> list[str]:
         """`keys`: the claim's answer key, stock key and count hashes; `claim` names them by their index
         in `keys` (0-based) and is rewritten to the script's numbering."""
+        if self.refusing is not None:  # Redis turned out not to keep what it acknowledges
+            raise claims_paused()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[str]] = loop.create_future()
         pending = self._pending.get(campaign_id)
@@ -433,14 +436,11 @@ class ExpressGate:
 
     async def durability(self) -> str | None:
         """None when Redis keeps every acknowledged write (AOF, `appendfsync always`) — on a cluster,
-        every primary — else what is missing. (A Redis that forbids CONFIG, as managed ones may, is
-        asked through INFO only.)"""
+        every primary — else what is missing; RedisError when Redis does not answer. (A Redis that
+        forbids CONFIG, as managed ones may, is asked through INFO only.)"""
         cluster = isinstance(self.redis, RedisCluster)
         targets: dict[str, Any] = {"target_nodes": RedisCluster.PRIMARIES} if cluster else {}
-        try:
-            infos = _per_node(await self.redis.info("persistence", **targets), cluster)
-        except RedisError as error:
-            return f"cannot read Redis's persistence settings: {error}"
+        infos = _per_node(await self.redis.info("persistence", **targets), cluster)  # RedisError: no answer
         for node, info in infos.items():
             if not int(info.get("aof_enabled", 0)):
                 return (
@@ -786,6 +786,16 @@ async def _take_stock(session: AsyncSession, round_id: str, batch_id: str, quant
     )
 
 
+# What the database refuses about an entry itself (not its own unavailability): a record that does not
+# parse or lacks a field, or a row that breaks a constraint.
+_REFUSED_ENTRY = (IntegrityError, DataError, ValueError, KeyError, TypeError)
+
+
+def _record(fields: dict[Any, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(_text(fields[b"v"] if b"v" in fields else fields["v"]))
+    return record
+
+
 @dataclass
 class PersistReport:
     read: int = 0
@@ -862,11 +872,12 @@ class ExpressPersister:
             await self._report_lag(stream, entries)
             if not entries:
                 continue
-            records = [
-                json.loads(_text(fields[b"v"] if b"v" in fields else fields["v"])) for _, fields in entries
-            ]
-            async with unit_of_work(self.sessions) as session:
-                event_ids = await persist_entries(session, records)
+            try:
+                async with unit_of_work(self.sessions) as session:
+                    event_ids = await persist_entries(session, [_record(fields) for _, fields in entries])
+            except _REFUSED_ENTRY:
+                # One bad entry must not hold up its campaign's stream: each alone, the bad set aside.
+                event_ids = await self._one_by_one(stream, entries)
             await self.redis.xack(stream, _GROUP, *[entry_id for entry_id, _ in entries])
             await self.redis.xdel(stream, *[entry_id for entry_id, _ in entries])
             report.read += len(entries)
@@ -877,6 +888,41 @@ class ExpressPersister:
                     self.publish_to, [(Source.CLAIMS, event_id) for event_id in event_ids]
                 )
         return report
+
+    async def _one_by_one(self, stream: str, entries: list[tuple[Any, dict[Any, Any]]]) -> list[int]:
+        """Persist each entry in its own transaction. One the database refuses for what it is (a broken
+        record, a constraint: a worker committing the same entry meanwhile is not one, the retry finds it
+        persisted) goes to the campaign's dead-letter stream `…:dead` with the error, logged as an
+        error for the operator: its resident was told of a voucher the database does not hold. A failure
+        of the database itself (connection, timeout) propagates: the batch stays pending and is retried."""
+        event_ids: list[int] = []
+        for entry_id, fields in entries:
+            try:
+                async with unit_of_work(self.sessions) as session:
+                    event_ids += await persist_entries(session, [_record(fields)])
+            except _REFUSED_ENTRY as error:
+                if await self._persisted(fields):
+                    continue  # another worker committed it meanwhile (it had read it first)
+                log.error(
+                    "express claim %s of %s set aside, not persisted: %r", _text(entry_id), stream, error
+                )
+                await self.redis.xadd(
+                    stream.removesuffix(":claims") + ":dead",
+                    {
+                        "entry": _text(entry_id),
+                        "v": _text(fields.get(b"v", fields.get("v", b""))),
+                        "error": repr(error)[:2000],
+                    },
+                )
+        return event_ids
+
+    async def _persisted(self, fields: dict[Any, Any]) -> bool:
+        try:
+            voucher_id = str(_record(fields)["id"])
+        except _REFUSED_ENTRY:
+            return False
+        async with unit_of_work(self.sessions) as session:
+            return await session.get(VoucherRow, voucher_id) is not None
 
     async def _report_lag(self, stream: str, entries: list[tuple[Any, dict[Any, Any]]]) -> None:
         """The metrics' view of the backlog: entries in the stream (persisted ones are deleted), and the

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -56,6 +57,7 @@ class Express:
     contexts: ExpressContexts
     persister: ExpressPersister
     consuming: asyncio.Task[None] | None = None
+    checking: asyncio.Task[None] | None = None  # the durability check, when Redis did not answer at start
 
     @classmethod
     async def open(
@@ -64,20 +66,50 @@ class Express:
         redis: Redis | RedisCluster,
         sessions: async_sessionmaker[AsyncSession],
     ) -> Express:
+        """Refuses to start on a Redis that says it may lose acknowledged writes. A Redis that does not
+        answer at start-up (a worker restarted during a Redis outage) does not stop the worker: claims
+        pause meanwhile, and the check runs when Redis answers, after which claims are refused 503
+        `claims_paused` if it fails."""
         gate = ExpressGate(redis)
-        problem = await gate.durability()
-        if problem is not None:
-            if not settings.claims_ack_volatile_redis:
-                raise ConfigurationError(
-                    "HUIMIN_CLAIMS_ACK=redis answers a claim once Redis has it, so Redis must keep every "
-                    f"write it acknowledged: {problem} (set appendonly yes, appendfsync always; docs/claims.md)"
-                )
-            log.warning("express claims on a Redis that may lose them: %s", problem)
         express = cls(gate, ExpressContexts(sessions), ExpressPersister(redis, sessions, publish_to=redis))
+        try:
+            express._judge(await gate.durability(), settings, starting=True)
+        except RedisError as error:
+            log.warning(
+                "express claims: Redis does not answer (%r); its durability is checked when it does", error
+            )
+            express.checking = asyncio.create_task(express._check_when_reachable(settings))
         express.consuming = asyncio.create_task(express.persister.run())
         return express
 
+    def _judge(self, problem: str | None, settings: Settings, *, starting: bool) -> None:
+        if problem is None:
+            return
+        message = (
+            "HUIMIN_CLAIMS_ACK=redis answers a claim once Redis has it, so Redis must keep every write it "
+            f"acknowledged: {problem} (set appendonly yes, appendfsync always; docs/claims.md)"
+        )
+        if settings.claims_ack_volatile_redis:
+            log.warning("express claims on a Redis that may lose them: %s", problem)
+        elif starting:
+            raise ConfigurationError(message)
+        else:
+            log.error("express claims refused until this is fixed and the workers restarted: %s", message)
+            self.gate.refusing = message
+
+    async def _check_when_reachable(self, settings: Settings) -> None:
+        while True:
+            await asyncio.sleep(2)
+            try:
+                problem = await self.gate.durability()
+            except RedisError:
+                continue
+            self._judge(problem, settings, starting=False)
+            return
+
     async def close(self) -> None:
+        if self.checking is not None:
+            self.checking.cancel()
         self.persister.stop()
         if self.consuming is not None:
             await self.consuming
