@@ -247,6 +247,9 @@ async def test_a_claim_is_answered_from_redis_and_persisted_within_two_seconds(
             "first-claim-1",
         )
         assert (row.claim_lng, row.claim_lat) == (104.628, 30.129)
+        # the database holds the instants the resident was told, to the microsecond
+        assert row.claimed_at == datetime.fromisoformat(voucher["claimed_at"].replace("Z", "+00:00"))
+        assert row.valid_until == datetime.fromisoformat(voucher["valid_until"].replace("Z", "+00:00"))
     await assert_books_agree(express_app.state.sessions, 5)
     assert took < PERSISTED_WITHIN
     # the backlog is on /metrics: the stream's entries not yet persisted (none now)

@@ -64,11 +64,13 @@ from huimin.claims.domain import (
     VoucherStatus,
     format_code,
     new_voucher_code,
+    qr_payload,
     valid_until,
 )
 from huimin.claims.gate import claims_paused
 from huimin.claims.models import ClaimCounterRow, VoucherEventRow, VoucherRow
 from huimin.claims.repository import ClaimsRepository
+from huimin.claims.service import claim_limits, unknown_round_or_batch
 from huimin.db import unit_of_work
 from huimin.eligibility import blocks
 from huimin.eligibility import service as eligibility
@@ -225,8 +227,6 @@ class ResidentFacts:
 
 
 def _offer(round_: RoundRow, batch: BatchRow, campaign: CampaignRow) -> Offer:
-    from huimin.claims.service import _limits  # the one definition of a batch's limits
-
     return Offer(
         round_id=round_.id,
         campaign_id=campaign.id,
@@ -236,7 +236,7 @@ def _offer(round_: RoundRow, batch: BatchRow, campaign: CampaignRow) -> Offer:
         batch_id=batch.id,
         members_only=batch.members_only,
         value_fen=batch.max_value_fen,
-        limits=tuple(_limits(round_, batch, campaign)),
+        limits=tuple(claim_limits(round_, batch, campaign)),  # the one definition of a batch's limits
         validity=(
             ValidityKind(batch.validity_kind),
             batch.validity_days,
@@ -304,12 +304,10 @@ class ExpressContexts:
         return await asyncio.shield(loading)
 
     async def _load_offer(self, round_id: str, batch_id: str) -> Offer:
-        from huimin.claims.service import _unknown_round_or_batch
-
         async with unit_of_work(self._sessions) as session:
             found = await ClaimsRepository(session).round_batch(round_id, batch_id)
             if found is None:
-                raise await _unknown_round_or_batch(session, round_id, batch_id)
+                raise await unknown_round_or_batch(session, round_id, batch_id)
         offer = _offer(*found)
         self._offers[(round_id, batch_id)] = (self._monotonic() + self._offer_ttl, offer)
         return offer
@@ -597,7 +595,7 @@ async def decide_claim(
         "voucher_id": voucher_id,
         "code": code,
         "code_display": format_code(code),
-        "qr_payload": f"HUIMIN:V1:{code}",
+        "qr_payload": qr_payload(code),
         **offer.answer_fields,
         "status": VoucherStatus.CLAIMED.value,
         "claimed_at": _iso(now),
@@ -613,8 +611,8 @@ async def decide_claim(
         "resident_id": facts.resident_id,
         "person_id": facts.person_id,
         "value_fen": offer.value_fen,
-        "claimed_at": now.timestamp(),
-        "valid_until": until_at.timestamp(),
+        "claimed_at": now.isoformat(),  # exact (a float timestamp may lose a microsecond)
+        "valid_until": until_at.isoformat(),
         "district": district.value,
         "idempotency_key": claim.idempotency_key,
         "claim_lng": round(point.lng, 3),
@@ -680,8 +678,8 @@ async def persist_entries(session: AsyncSession, records: Sequence[dict[str, Any
         {
             **{k: v for k, v in record.items() if k != "scopes"},
             "status": VoucherStatus.CLAIMED.value,
-            "claimed_at": datetime.fromtimestamp(record["claimed_at"], UTC),
-            "valid_until": datetime.fromtimestamp(record["valid_until"], UTC),
+            "claimed_at": datetime.fromisoformat(record["claimed_at"]),
+            "valid_until": datetime.fromisoformat(record["valid_until"]),
         }
         for record in fresh
     ]

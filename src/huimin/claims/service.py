@@ -43,12 +43,14 @@ __all__ = [
     "Claimed",
     "Entered",
     "RoundBoard",
+    "claim_limits",
     "claim_voucher",
     "commit_seed",
     "enter_lottery",
     "list_rounds",
     "lottery_record",
     "reconcile_gate",
+    "unknown_round_or_batch",
     "wallet",
 ]
 
@@ -157,11 +159,11 @@ async def round_batch_or_refuse(
 ) -> tuple[RoundRow, BatchRow, CampaignRow]:
     found = await ClaimsRepository(session).round_batch(round_id, batch_id)
     if found is None:
-        raise await _unknown_round_or_batch(session, round_id, batch_id)
+        raise await unknown_round_or_batch(session, round_id, batch_id)
     return found
 
 
-async def _unknown_round_or_batch(session: AsyncSession, round_id: str, batch_id: str) -> HuiminError:
+async def unknown_round_or_batch(session: AsyncSession, round_id: str, batch_id: str) -> HuiminError:
     """The refusal when a batch is not released in a round: the round itself may be the unknown one."""
     if await session.get(RoundRow, round_id) is None:
         return ClaimRefused.unknown_round(round_id)
@@ -175,7 +177,7 @@ async def _claim_context(
         round_id=round_id, batch_id=batch_id, partner_id=partner_id, resident_id=resident_id, key=key
     )
     if context is None:
-        raise await _unknown_round_or_batch(session, round_id, batch_id)
+        raise await unknown_round_or_batch(session, round_id, batch_id)
     return context
 
 
@@ -200,7 +202,7 @@ def _check_eligibility(context: ClaimContext, *, location: Location, geofence: G
     return district
 
 
-def _limits(round_: RoundRow, batch: BatchRow, campaign: CampaignRow) -> list[tuple[str, int, str]]:
+def claim_limits(round_: RoundRow, batch: BatchRow, campaign: CampaignRow) -> list[tuple[str, int, str]]:
     """(counter scope, limit, description) of every per-person limit a voucher of this batch counts against,
     sorted so that two claims of one person take the counter rows in the same order and never deadlock."""
     limits = [(f"r:{round_.id}:b:{batch.id}", batch.per_person_per_round, "per person in this round")]
@@ -230,7 +232,7 @@ async def issue_voucher(
     """Count the voucher against every limit, take it from stock and write it, or refuse. `place`: where
     it was claimed (None for a lottery win: the entry, not the draw, was made somewhere)."""
     repository = ClaimsRepository(session)
-    for scope, limit, what in _limits(round_, batch, campaign):
+    for scope, limit, what in claim_limits(round_, batch, campaign):
         if not await repository.count_up(resident.person_id, scope, limit):
             raise ClaimRefused.limit_reached(f"{limit} {what}")
     # Stock last: the hottest rows are locked for the shortest time.
@@ -405,7 +407,7 @@ async def enter_lottery(
     if existing is not None:
         return Entered(existing, created=False, seed_sha256=draw.seed_sha256)
     # A person who has already used up a limit cannot win: refuse now rather than forfeit later.
-    for scope, limit, what in _limits(round_, batch, campaign):
+    for scope, limit, what in claim_limits(round_, batch, campaign):
         counted = await session.get(ClaimCounterRow, (resident.person_id, scope))
         if counted is not None and counted.claimed >= limit:
             raise ClaimRefused.limit_reached(f"{limit} {what}")
