@@ -258,6 +258,13 @@ async def test_a_claim_is_answered_from_redis_and_persisted_within_two_seconds(
     await asyncio.sleep(0.2)  # the consumer reports after each read, every 50 ms when idle
     assert REGISTRY.get_sample_value("huimin_stream_lag_entries", {"stream": stream, "group": "persist"}) == 0
 
+    # /metrics reads the stock left from express claims' counters
+    metrics = (await http.get("/metrics")).text
+    assert (
+        'huimin_stock_remaining{batch="general",campaign="test-2022",round="friday-20220624",source="redis"} 4.0'
+        in metrics
+    )
+
     # the same request again: the same voucher; another body under the key: refused
     again = await city.claim(city.residents[0], key="first-claim-1")
     assert (again.status_code, again.json()) == (201, voucher)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from huimin.claims.express_http import express_gate
 from huimin.observability.metrics import CONTENT_TYPE_LATEST, exposition
 from huimin.observability.service import readiness, scraped_metrics
 
@@ -23,6 +24,7 @@ async def metrics(request: Request) -> Response:
         gate=state.claim_gate,
         clock=state.clock,
         wait=state.settings.probe_timeout_seconds,
+        express=express_gate(request.app),
     )
     return Response(exposition(scraped), media_type=CONTENT_TYPE_LATEST)
 

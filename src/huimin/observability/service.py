@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from huimin.claims.express import ExpressGate
 from huimin.claims.gate import ClaimGate, RedisGate
 from huimin.claims.repository import ClaimsRepository
 from huimin.db import unit_of_work
@@ -29,10 +30,16 @@ log = logging.getLogger("huimin.observability")
 
 
 async def scraped_metrics(
-    *, sessions: async_sessionmaker[AsyncSession], gate: ClaimGate, clock: Clock, wait: float
+    *,
+    sessions: async_sessionmaker[AsyncSession],
+    gate: ClaimGate,
+    clock: Clock,
+    wait: float,
+    express: ExpressGate | None = None,
 ) -> list[Metric]:
-    """Stock remaining of every batch of the rounds open now (from the Redis gate when it admits the
-    claims, else from the database) and settlement runs by status."""
+    """Stock remaining of every batch of the rounds open now (from Redis when it decides the claims:
+    express claims' counters, else the Redis gate's; else from the database) and settlement runs by
+    status."""
     stock = GaugeMetricFamily(
         "huimin_stock_remaining",
         "Vouchers left per batch of each round open now (source: the Redis claim gate or the database).",
@@ -50,7 +57,10 @@ async def scraped_metrics(
             batches = await repository.open_batches(clock.now())
             pairs = [(round_id, batch_id) for round_id, batch_id, *_ in batches]
             left: dict[tuple[str, str], int | None]
-            if isinstance(gate, RedisGate):
+            if express is not None:
+                source = "redis"
+                left = await express.stock_left_of([(row[5], row[0], row[1]) for row in batches])
+            elif isinstance(gate, RedisGate):
                 source, left = "redis", await gate.stock_left(pairs)
             else:
                 remaining = await ClaimsRepository(session).remaining(sorted({pair[0] for pair in pairs}))
@@ -60,7 +70,7 @@ async def scraped_metrics(
         log.warning("metrics: scrape-time reads failed: %s", error or type(error).__name__)
         ok.add_metric([], 0)
         return [ok]
-    for round_id, batch_id, campaign_code, round_code, batch_code in batches:
+    for round_id, batch_id, campaign_code, round_code, batch_code, _ in batches:
         value = left.get((round_id, batch_id))
         if value is not None:
             stock.add_metric([campaign_code, round_code, batch_code, source], value)
