@@ -39,10 +39,11 @@ from huimin.db import create_engine, create_sessionmaker
 from huimin.eligibility.endpoints import router as residents_router
 from huimin.eligibility.geofence import default_geofence
 from huimin.errors import HuiminError
+from huimin.http_errors import failure_answer
 from huimin.idempotency.service import RedisAnswers
 from huimin.kit.clock import Clock, SystemClock
 from huimin.merchants.endpoints import router as merchants_router
-from huimin.observability.context import request_id_of, set_error_code
+from huimin.observability.context import set_error_code
 from huimin.observability.endpoints import router as observability_router
 from huimin.observability.middleware import RequestObservability
 from huimin.protection.domain import parse_networks
@@ -241,39 +242,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         set_error_code(request.scope, body["code"])
         return JSONResponse(body, status_code=error.status_code, headers=error.headers)
 
-    @app.exception_handler(PoolTimeout)
-    async def busy(request: Request, _error: PoolTimeout) -> JSONResponse:
-        set_error_code(request.scope, "busy")
-        # Every database connection of this worker is in use: say so, so that clients back off and retry
-        # (an idempotent request's key was released, so the retry is safe), instead of a bare 500.
-        log.warning("database connection pool exhausted")
-        return JSONResponse(
-            {"code": "busy", "message": "the server is busy: retry shortly"},
-            status_code=503,
-            headers={"Retry-After": "1"},
-        )
-
-    @app.exception_handler(ConnectionError)  # the database refused or dropped the connection
-    @app.exception_handler(DBAPIError)
-    async def database_unavailable(request: Request, error: Exception) -> JSONResponse:
-        if isinstance(error, DBAPIError) and not (
-            error.connection_invalidated or isinstance(error.orig, ConnectionError)
-        ):
-            raise error  # a statement the database refused: a bug, answered as one (500 internal_error)
-        set_error_code(request.scope, "database_unavailable")
-        # PostgreSQL restarting or out of reach: nothing was written (the transaction never committed), so
-        # the client may retry; an idempotent request's retry gets one effect (docs/operations.md).
-        log.warning("database unavailable: %s", type(error).__name__)
-        return JSONResponse(
-            {"code": "database_unavailable", "message": "the database is unavailable: retry shortly"},
-            status_code=503,
-            headers={"Retry-After": "2"},
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        # answered outside the request middleware: the request id is quoted here, for the bug report
-        request_id = request_id_of(request.scope)
-        log.exception("unhandled error", exc_info=error, extra={"request_id": request_id})
-        body = {"code": "internal_error", "message": "internal error", "request_id": request_id}
-        return JSONResponse(body, status_code=500, headers={"X-Request-Id": request_id or ""})
+    @app.exception_handler(PoolTimeout)  # 503 busy
+    @app.exception_handler(ConnectionError)  # the database refused or dropped the connection: 503
+    @app.exception_handler(DBAPIError)  # 503 when the connection went, else a bug: 500
+    @app.exception_handler(Exception)  # answered outside the request middleware: the request id is quoted
+    async def failed(request: Request, error: Exception) -> JSONResponse:
+        status, body, headers = failure_answer(request.scope, error)
+        return JSONResponse(body, status_code=status, headers=headers)

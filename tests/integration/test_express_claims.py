@@ -36,7 +36,7 @@ from huimin.eligibility.geofence import Crs, Location
 from huimin.eligibility.models import UnionMemberRow
 from huimin.eligibility.schemas import ResidentIn
 from huimin.errors import ConfigurationError, HuiminError
-from huimin.kit.clock import ManualClock
+from huimin.kit.clock import ManualClock, SystemClock
 from huimin.kit.money import Fen
 from huimin.ledger import service as ledger
 from huimin.ledger.checks import run_checks
@@ -563,3 +563,25 @@ async def test_a_worker_starts_while_redis_is_down_and_checks_its_durability_whe
             assert refused.value.code == "claims_paused"
         finally:
             later.kill()
+
+
+async def test_express_claims_answer_503_while_the_database_is_out_of_reach(
+    redis_server: RedisProcess,
+) -> None:
+    """Failures that are not refusals get the app's answers on the express route too, not a bare 500."""
+    application = create_app(
+        express_settings("postgresql+asyncpg://postgres@127.0.0.1:9/huimin", redis_server.url)
+    )
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://huimin.test") as client:
+            signed = SignedClient(client, key_id="pk_unknown", secret="s" * 32, clock=SystemClock())
+            async with asyncio.timeout(30):  # an exception escaping the route leaves the answer unsent
+                response = await signed.post(
+                    "/api/v1/rounds/rnd_x/claims",
+                    {"resident_id": "res_x", "batch_id": "bat_x", "location": ZIYANG_CENTRE},
+                    **{"Idempotency-Key": "db-down-1"},
+                )
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "database_unavailable"
+    assert response.headers["retry-after"] == "2"

@@ -33,6 +33,7 @@ from huimin.claims.schemas import ClaimIn
 from huimin.config import Settings
 from huimin.eligibility.geofence import Crs, Location
 from huimin.errors import ConfigurationError, HuiminError, InvalidInput, Problem
+from huimin.http_errors import failure_answer
 from huimin.idempotency.service import check_key, request_digest
 from huimin.kit.network import network_prefix
 from huimin.observability.context import set_error_code, set_route
@@ -148,6 +149,8 @@ class ExpressClaims:
             set_error_code(scope, refusal.code)
             status, body = refusal.status, refusal.body()
             headers = dict(getattr(refusal, "headers", None) or {})
+        except Exception as error:  # the answers of the FastAPI app's handlers (busy, database down, bug)
+            status, body, headers = failure_answer(scope, error)
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         raw_headers = [
             (b"content-type", b"application/json"),

@@ -153,7 +153,8 @@ class SoldOutFlags:
                 self._notify()
                 delay = 0.2
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    _raise_if_cancelled()
                     if message is not None and message["type"] == "message":
                         self.apply(message["data"])
             except (RedisError, OSError) as error:
@@ -163,5 +164,15 @@ class SoldOutFlags:
             finally:
                 with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+            _raise_if_cancelled()
             await asyncio.sleep(delay)  # back off while Redis is away
             delay = min(delay * 2, 5.0)
+
+
+def _raise_if_cancelled() -> None:
+    """redis-py's pubsub read can swallow the task's cancellation (seen: `stop` then waited forever on a
+    task marked cancelling, looping on `get_message`); the task's own count of cancel requests does not
+    lie, so the loop honours it here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
