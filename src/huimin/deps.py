@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from huimin.auth.accounts import resolve_session
 from huimin.auth.domain import PartnerKind, SignedRequest
 from huimin.auth.principals import Principal
-from huimin.auth.service import Partner, authenticate
+from huimin.auth.service import Partner, authenticate, require_kind
 from huimin.config import Settings
 from huimin.db import unit_of_work
 from huimin.errors import HuiminError
@@ -81,13 +81,7 @@ async def _partner(request: Request) -> Partner:
 
 def _of_kind(kind: PartnerKind) -> object:
     async def check(partner: Annotated[Partner, Depends(_partner)]) -> Partner:
-        if partner.kind is not kind:
-            raise HuiminError(
-                f"this call is for {kind} partners, the key is a {partner.kind} key",
-                code="wrong_partner_kind",
-                status=403,
-            )
-        return partner
+        return require_kind(partner, kind)
 
     return check
 

@@ -326,6 +326,21 @@ async def test_every_refusal_keeps_its_code(
     )
     assert (bad_body.status_code, bad_body.json()["code"]) == (422, "invalid_request")
     assert "body.location.lat" in bad_body.text
+    async with unit_of_work(sessions) as session:
+        till = await create_partner(
+            session,
+            name="till",
+            kind=PartnerKind.TERMINAL,
+            sealer=partner_sealer(express_app.state.settings.secret_key.get_secret_value()),
+            clock=clock,
+        )
+    terminal = SignedClient(http, key_id=till.partner.key_id, secret=till.secret, clock=clock)
+    wrong_kind = await terminal.post(
+        f"/api/v1/rounds/{city.round_id}/claims",
+        {"resident_id": city.residents[2], "batch_id": city.batch_id, "location": ZIYANG_CENTRE},
+        **{"Idempotency-Key": "wrong-kind-1"},
+    )
+    assert (wrong_kind.status_code, wrong_kind.json()["code"]) == (403, "wrong_partner_kind")
     unsigned = await http.post(f"/api/v1/rounds/{city.round_id}/claims", content=b"{}")
     assert (unsigned.status_code, unsigned.json()["code"]) == (401, "missing_signature")
     tampered = city.signed.headers("POST", f"/api/v1/rounds/{city.round_id}/claims", b"{}")

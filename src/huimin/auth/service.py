@@ -242,6 +242,17 @@ class RedisNonces:
                 future.set_result(bool(result))
 
 
+def require_kind(partner: Partner, kind: PartnerKind) -> Partner:
+    """The partner, if its key is of the kind the call is for (an app's or a terminal's)."""
+    if partner.kind is not kind:
+        raise HuiminError(
+            f"this call is for {kind} partners, the key is a {partner.kind} key",
+            code="wrong_partner_kind",
+            status=403,
+        )
+    return partner
+
+
 async def authenticate(
     *,
     keys: PartnerKeys,

@@ -26,8 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from huimin.auth.domain import PartnerKind, SignedRequest
-from huimin.auth.service import authenticate
-from huimin.claims.domain import ClaimRefused
+from huimin.auth.service import authenticate, require_kind
 from huimin.claims.express import ExpressClaim, ExpressContexts, ExpressGate, ExpressPersister, decide_claim
 from huimin.claims.schemas import ClaimIn
 from huimin.config import Settings
@@ -37,7 +36,7 @@ from huimin.http_errors import failure_answer
 from huimin.idempotency.service import check_key, request_digest
 from huimin.kit.network import network_prefix
 from huimin.observability.context import set_error_code, set_route
-from huimin.protection.http import client_ip_of
+from huimin.protection.http import client_ip_of, refuse_if_flagged
 from huimin.protection.service import Protection
 
 __all__ = ["Express", "ExpressClaims", "express_gate"]
@@ -182,12 +181,7 @@ async def _claim(scope: Scope, receive: Receive, express: Express, round_id: str
     raw = await _read_body(receive)
     headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
     if protection.flags:  # before authentication, like the FastAPI route's `refuse_sold_out`
-        try:
-            batch_id = json.loads(raw).get("batch_id")
-        except (ValueError, AttributeError):
-            batch_id = None
-        if isinstance(batch_id, str) and protection.flags.is_sold_out(round_id, batch_id):
-            raise ClaimRefused.sold_out()
+        refuse_if_flagged(protection, round_id, raw)
     query = scope.get("query_string", b"").decode("latin-1")
     path = f"{scope['path']}?{query}" if query else scope["path"]
     partner = await authenticate(
@@ -206,12 +200,7 @@ async def _claim(scope: Scope, receive: Receive, express: Express, round_id: str
         ),
         clock=state.clock,
     )
-    if partner.kind is not PartnerKind.APP:
-        raise HuiminError(
-            f"this call is for {PartnerKind.APP} partners, the key is a {partner.kind} key",
-            code="wrong_partner_kind",
-            status=403,
-        )
+    require_kind(partner, PartnerKind.APP)
     try:
         body = ClaimIn.model_validate_json(raw)
     except ValidationError as error:

@@ -18,7 +18,14 @@ from huimin.observability.context import set_error_code, set_route
 from huimin.protection.domain import Network, client_ip
 from huimin.protection.service import Protection
 
-__all__ = ["PUBLIC_READS", "PublicReadLimits", "admit_claim", "client_ip_of", "refuse_sold_out"]
+__all__ = [
+    "PUBLIC_READS",
+    "PublicReadLimits",
+    "admit_claim",
+    "client_ip_of",
+    "refuse_if_flagged",
+    "refuse_sold_out",
+]
 
 # Reads anyone may make without signing (issue: claims): campaigns, rounds, merchants, announcements.
 PUBLIC_READS = ("/api/v1/campaigns", "/api/v1/rounds", "/api/v1/merchants", "/api/v1/announcements")
@@ -46,13 +53,18 @@ async def refuse_sold_out(request: Request) -> None:
     refused from memory, without Redis (no nonce, no gate) and without the database. The body is read
     only while some flag is up."""
     protection: Protection = request.app.state.protection
-    if not protection.flags:
-        return
+    if protection.flags:
+        refuse_if_flagged(protection, request.path_params["round_id"], await request.body())
+
+
+def refuse_if_flagged(protection: Protection, round_id: str, body: bytes) -> None:
+    """409 `sold_out` when the claim's body names a batch flagged sold out in the round (the caller has
+    checked that some flag is up: the body is parsed only then)."""
     try:
-        batch_id = json.loads(await request.body()).get("batch_id")
+        batch_id = json.loads(body).get("batch_id")
     except (ValueError, AttributeError):
         return  # not JSON: the route's own validation answers
-    if isinstance(batch_id, str) and protection.flags.is_sold_out(request.path_params["round_id"], batch_id):
+    if isinstance(batch_id, str) and protection.flags.is_sold_out(round_id, batch_id):
         raise ClaimRefused.sold_out()
 
 
