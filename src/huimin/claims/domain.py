@@ -15,11 +15,15 @@ __all__ = [
     "ClaimRefused",
     "RoundStatus",
     "VoucherStatus",
+    "batch_scope",
+    "campaign_scope",
+    "category_scope",
     "code_is_well_formed",
     "format_code",
     "new_voucher_code",
     "normalise_code",
     "qr_payload",
+    "round_scope",
     "round_status",
     "valid_until",
 ]
@@ -173,3 +177,25 @@ def format_code(code: str) -> str:
 
 def qr_payload(code: str) -> str:
     return f"HUIMIN:V1:{code}"
+
+
+# The scopes of the per-person claim counters (`claim_counters.scope`, and express claims' count hashes):
+# one per limit a voucher counts against.
+
+
+def round_scope(round_id: str, batch_id: str) -> str:
+    """The per-round limit of a batch: `r:<round>:b:<batch>`."""
+    return f"r:{round_id}:b:{batch_id}"
+
+
+def batch_scope(batch_id: str) -> str:
+    return f"b:{batch_id}"
+
+
+def campaign_scope(campaign_id: str) -> str:
+    return f"c:{campaign_id}"
+
+
+def category_scope(campaign_id: str, category: str) -> str:
+    """`c:<campaign>:cat:<category>`; `category_scope(campaign, "%")` is the LIKE pattern of them all."""
+    return f"c:{campaign_id}:cat:{category}"

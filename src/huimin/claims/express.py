@@ -62,9 +62,13 @@ from huimin.campaigns.models import BatchRow, CampaignRow, RoundRow, StockShardR
 from huimin.claims.domain import (
     ClaimRefused,
     VoucherStatus,
+    batch_scope,
+    campaign_scope,
+    category_scope,
     format_code,
     new_voucher_code,
     qr_payload,
+    round_scope,
     valid_until,
 )
 from huimin.claims.gate import claims_paused
@@ -980,7 +984,7 @@ async def reconcile_express(
                     select(ClaimCounterRow.scope, ClaimCounterRow.person_id, ClaimCounterRow.claimed).where(
                         or_(
                             ClaimCounterRow.scope.in_(scopes),
-                            ClaimCounterRow.scope.like(f"c:{campaign}:cat:%"),
+                            ClaimCounterRow.scope.like(category_scope(campaign, "%")),
                         )
                     )
                 )
@@ -1042,8 +1046,8 @@ async def _campaign_scopes(session: AsyncSession, campaign_id: str) -> list[str]
             .where(RoundRow.campaign_id == campaign_id)
         )
     ).all()
-    scopes = {f"c:{campaign_id}"}
+    scopes = {campaign_scope(campaign_id)}
     for round_id, batch_id in pairs:
-        scopes.add(f"r:{round_id}:b:{batch_id}")
-        scopes.add(f"b:{batch_id}")
+        scopes.add(round_scope(round_id, batch_id))
+        scopes.add(batch_scope(batch_id))
     return sorted(scopes)

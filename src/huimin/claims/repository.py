@@ -15,6 +15,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.campaigns.models import BatchRow, CampaignRow, RoundBatchRow, RoundRow, StockShardRow
+from huimin.claims.domain import round_scope
 from huimin.claims.models import ClaimCounterRow, LotteryDrawRow, LotteryEntryRow, VoucherRow
 from huimin.eligibility import blocks
 from huimin.eligibility.models import ResidentRow, UnionMemberRow
@@ -332,6 +333,6 @@ class ClaimsRepository:
     async def round_counters(self, round_id: str) -> Sequence[tuple[str, str, int]]:
         """(person id, scope, claimed) of the per-round counters of a round: scope `r:<round>:b:<batch>`."""
         query = select(ClaimCounterRow.person_id, ClaimCounterRow.scope, ClaimCounterRow.claimed).where(
-            ClaimCounterRow.scope.like(f"r:{round_id}:b:%")
+            ClaimCounterRow.scope.like(round_scope(round_id, "%"))
         )
         return [(row[0], row[1], row[2]) for row in await self.session.execute(query)]

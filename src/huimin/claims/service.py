@@ -19,7 +19,11 @@ from huimin.claims.domain import (
     ClaimRefused,
     RoundStatus,
     VoucherStatus,
+    batch_scope,
+    campaign_scope,
+    category_scope,
     new_voucher_code,
+    round_scope,
     round_status,
     valid_until,
 )
@@ -205,15 +209,17 @@ def _check_eligibility(context: ClaimContext, *, location: Location, geofence: G
 def claim_limits(round_: RoundRow, batch: BatchRow, campaign: CampaignRow) -> list[tuple[str, int, str]]:
     """(counter scope, limit, description) of every per-person limit a voucher of this batch counts against,
     sorted so that two claims of one person take the counter rows in the same order and never deadlock."""
-    limits = [(f"r:{round_.id}:b:{batch.id}", batch.per_person_per_round, "per person in this round")]
+    limits = [(round_scope(round_.id, batch.id), batch.per_person_per_round, "per person in this round")]
     if batch.per_person_total is not None:
-        limits.append((f"b:{batch.id}", batch.per_person_total, "per person for this batch"))
+        limits.append((batch_scope(batch.id), batch.per_person_total, "per person for this batch"))
     if campaign.per_person_total is not None:
-        limits.append((f"c:{campaign.id}", campaign.per_person_total, "per person in this campaign"))
+        limits.append((campaign_scope(campaign.id), campaign.per_person_total, "per person in this campaign"))
     for category in batch.categories:
         if category in campaign.per_person_per_category:
             limit = campaign.per_person_per_category[category]
-            limits.append((f"c:{campaign.id}:cat:{category}", limit, f"per person for category {category}"))
+            limits.append(
+                (category_scope(campaign.id, category), limit, f"per person for category {category}")
+            )
     return sorted(limits)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.campaigns.models import BatchRow, CampaignRow, RoundBatchRow, RoundRow, StockShardRow
+from huimin.claims.domain import round_scope
 from huimin.claims.models import ClaimCounterRow, StockMovementRow, VoucherRow
 from huimin.kit.money import Fen
 from huimin.ledger.domain import AccountKind, account_kind, shown_balance
@@ -306,7 +307,7 @@ async def claims_within_limits(context: CheckContext) -> list[CheckResult]:
             problems.append(
                 f"person {person} holds {count} of batch {batch_id} in round {round_id} (limit {per_round})"
             )
-        if counted.pop((person, f"r:{round_id}:b:{batch_id}"), 0) != count:
+        if counted.pop((person, round_scope(round_id, batch_id)), 0) != count:
             problems.append(
                 f"person {person}: the claim counter of round {round_id} batch {batch_id} disagrees"
             )
