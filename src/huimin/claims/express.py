@@ -71,7 +71,7 @@ from huimin.claims.domain import (
     round_scope,
     valid_until,
 )
-from huimin.claims.gate import claims_paused
+from huimin.claims.gate import claims_paused, is_connection_error
 from huimin.claims.models import ClaimCounterRow, VoucherEventRow, VoucherRow
 from huimin.claims.repository import ClaimsRepository
 from huimin.claims.service import claim_limits, unknown_round_or_batch
@@ -81,6 +81,7 @@ from huimin.eligibility import service as eligibility
 from huimin.eligibility.geofence import Geofence, Location
 from huimin.eligibility.models import ResidentRow, UnionMemberRow
 from huimin.errors import HuiminError
+from huimin.idempotency.service import mismatch
 from huimin.kit.clock import Clock, local_datetime
 from huimin.kit.ids import new_id
 from huimin.ledger import domain as ledger_domain
@@ -425,7 +426,7 @@ class ExpressGate:
         try:
             verdicts = await self._decide(keys=keys, args=args)
         except Exception as error:
-            refusal = claims_paused() if _is_connection_error(error) else error
+            refusal = claims_paused() if is_connection_error(error) else error
             if refusal is error:
                 log.error("express claim script failed: %r", error)
             for ask in asks:
@@ -524,13 +525,6 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _is_connection_error(error: Exception) -> bool:
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
-    return isinstance(error, RedisConnectionError | RedisTimeoutError | OSError)
-
-
 # ---------------------------------------------------------------------------------------------------------
 # The claim
 
@@ -547,19 +541,13 @@ class ExpressClaim:
     ip_prefix: str | None
 
 
-def _mismatch() -> HuiminError:
-    return HuiminError(
-        "this Idempotency-Key was used for a different request", code="idempotency_mismatch", status=422
-    )
-
-
 def _refusal(verdict: str, detail: str | None) -> HuiminError:
     if verdict == "sold_out":
         return ClaimRefused.sold_out()
     if verdict == "limit_reached":
         return ClaimRefused.limit_reached(detail or "")
     if verdict == "mismatch":
-        return _mismatch()
+        return mismatch()
     return claims_paused()
 
 

@@ -31,7 +31,15 @@ from huimin.errors import HuiminError
 from huimin.protection.soldout import CHANNEL as STOCK_EVENTS
 from huimin.protection.soldout import stock_event
 
-__all__ = ["Admission", "ClaimGate", "RedisGate", "SqlGate", "claims_paused", "round_keys"]
+__all__ = [
+    "Admission",
+    "ClaimGate",
+    "RedisGate",
+    "SqlGate",
+    "claims_paused",
+    "is_connection_error",
+    "round_keys",
+]
 
 Admission = str  # "ok", "sold_out", "limit_reached", "paused"
 
@@ -154,7 +162,7 @@ class RedisGate:
         except Exception as error:  # Redis down: nobody is admitted, everybody hears why
             for *_, future in pending.requests:
                 if not future.done():
-                    future.set_exception(claims_paused() if _is_connection_error(error) else error)
+                    future.set_exception(claims_paused() if is_connection_error(error) else error)
             return
         for (*_, future), verdict in zip(pending.requests, verdicts, strict=True):
             if not future.done():
@@ -198,7 +206,7 @@ class RedisGate:
         }
 
 
-def _is_connection_error(error: Exception) -> bool:
+def is_connection_error(error: Exception) -> bool:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 

@@ -39,7 +39,7 @@ from huimin.errors import ConflictError, HuiminError, InvalidInput, Problem
 from huimin.idempotency.models import IdempotencyKeyRow
 from huimin.kit.clock import Clock
 
-__all__ = ["LEASE", "Answer", "RedisAnswers", "check_key", "request_digest", "run_once"]
+__all__ = ["LEASE", "Answer", "RedisAnswers", "check_key", "mismatch", "request_digest", "run_once"]
 
 LEASE = timedelta(seconds=60)
 _KEY = re.compile(r"[A-Za-z0-9_\-:.]{8,128}")
@@ -158,7 +158,7 @@ async def _stored_answer(
         if row is None:  # gone between the insert and this read: the client may simply retry
             raise _in_progress()
         if row.request_digest != digest:
-            raise _mismatch()
+            raise mismatch()
         if row.state == "done":
             return row.status_code or 200, dict(row.response or {})
         if now - row.locked_at < LEASE:
@@ -215,7 +215,7 @@ async def _store(session: AsyncSession, partner_id: str, key: str, status: int, 
     )
 
 
-def _mismatch() -> HuiminError:
+def mismatch() -> HuiminError:
     return HuiminError(
         "this Idempotency-Key was used for a different request", code="idempotency_mismatch", status=422
     )
@@ -253,7 +253,7 @@ class RedisAnswers:
             raise _in_progress()  # expired between the two calls: the client's retry will go through
         stored = json.loads(raw)
         if stored["digest"] != digest:
-            raise _mismatch()
+            raise mismatch()
         if stored["state"] == "done":
             return int(stored["status"]), dict(stored["body"])
         raise _in_progress()
