@@ -49,6 +49,7 @@ from huimin.observability.middleware import RequestObservability
 from huimin.protection.domain import parse_networks
 from huimin.protection.http import PublicReadLimits
 from huimin.protection.service import build_protection
+from huimin.redemptions.batching import TillBatcher
 from huimin.redemptions.endpoints import router as redemptions_router
 from huimin.redis_client import connect_redis
 from huimin.reports.endpoints import router as reports_router
@@ -96,6 +97,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         )
         app.state.nonces = RedisNonces(redis) if redis is not None else SqlNonces(app.state.sessions)
         app.state.redis = redis  # for /readyz
+        # the till's redemptions, decided together per event-loop pass (huimin.redemptions.batching)
+        app.state.till = TillBatcher(
+            app.state.sessions,
+            app.state.clock,
+            publish_to=redis,
+            passes=1 if engine.dialect.name == "sqlite" else 2,
+        )
         # express claims: answered once Redis has decided them, persisted by each worker's consumer
         express = (
             await Express.open(settings, gate, app.state.sessions)

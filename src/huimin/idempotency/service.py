@@ -39,7 +39,16 @@ from huimin.errors import ConflictError, HuiminError, InvalidInput, Problem
 from huimin.idempotency.models import IdempotencyKeyRow
 from huimin.kit.clock import Clock
 
-__all__ = ["LEASE", "Answer", "RedisAnswers", "check_key", "mismatch", "request_digest", "run_once"]
+__all__ = [
+    "LEASE",
+    "Answer",
+    "RedisAnswers",
+    "check_key",
+    "in_progress",
+    "mismatch",
+    "request_digest",
+    "run_once",
+]
 
 LEASE = timedelta(seconds=60)
 _KEY = re.compile(r"[A-Za-z0-9_\-:.]{8,128}")
@@ -78,7 +87,7 @@ async def run_once(
         try:
             async with unit_of_work(sessions) as session:
                 if not await _reserve(session, partner_id=partner_id, key=key, digest=digest, now=now):
-                    raise _in_progress()
+                    raise in_progress()
                 status, body = await work(session)
                 await _store(session, partner_id, key, status, body)
                 return status, body
@@ -95,7 +104,7 @@ async def run_once(
             if stored is not None:  # a duplicate answered first: everyone gets its answer
                 return stored
             raise
-    raise _in_progress()  # taken over twice in a row: somebody else is at it
+    raise in_progress()  # taken over twice in a row: somebody else is at it
 
 
 def check_key(key: str | None) -> str:
@@ -156,13 +165,13 @@ async def _stored_answer(
     async with unit_of_work(sessions) as session:
         row = await session.get(IdempotencyKeyRow, (partner_id, key))
         if row is None:  # gone between the insert and this read: the client may simply retry
-            raise _in_progress()
+            raise in_progress()
         if row.request_digest != digest:
             raise mismatch()
         if row.state == "done":
             return row.status_code or 200, dict(row.response or {})
         if now - row.locked_at < LEASE:
-            raise _in_progress()
+            raise in_progress()
         # a reservation committed by an earlier version and abandoned: remove it, then try again
         await session.execute(
             delete(IdempotencyKeyRow).where(
@@ -221,7 +230,7 @@ def mismatch() -> HuiminError:
     )
 
 
-def _in_progress() -> HuiminError:
+def in_progress() -> HuiminError:
     return ConflictError(
         "the request with this Idempotency-Key is in progress", code="idempotency_in_progress"
     )
@@ -250,13 +259,13 @@ class RedisAnswers:
             return None
         raw = await self.redis.get(name)
         if raw is None:
-            raise _in_progress()  # expired between the two calls: the client's retry will go through
+            raise in_progress()  # expired between the two calls: the client's retry will go through
         stored = json.loads(raw)
         if stored["digest"] != digest:
             raise mismatch()
         if stored["state"] == "done":
             return int(stored["status"]), dict(stored["body"])
-        raise _in_progress()
+        raise in_progress()
 
     async def store(self, partner_id: str, key: str, digest: str, status: int, body: dict[str, Any]) -> None:
         record = json.dumps(

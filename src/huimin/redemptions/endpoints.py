@@ -16,11 +16,13 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.campaigns.schemas import JurisdictionTerm
-from huimin.deps import ClockDep, SessionDep, StaffDep, TerminalPartnerDep
+from huimin.deps import ClockDep, SessionDep, StaffDep, TerminalPartnerDep, signed_path
+from huimin.errors import HuiminError
 from huimin.idempotency.http import answer_once
-from huimin.idempotency.service import Answer
+from huimin.idempotency.service import Answer, check_key, request_digest
 from huimin.kit.money import Fen
 from huimin.redemptions import flows, service
+from huimin.redemptions.batching import TillBatcher
 from huimin.redemptions.domain import RedemptionStatus
 from huimin.redemptions.schemas import (
     RedemptionIn,
@@ -68,27 +70,20 @@ async def redeem(
     body: RedemptionIn,
     request: Request,
     partner: TerminalPartnerDep,
-    clock: ClockDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
-    written = risk_stream.WrittenEvents()
-
-    async def work(session: AsyncSession) -> Answer:
-        written.watch(session)
-        redeemed = await service.redeem(
-            session,
-            partner_id=partner.id,
-            request=body.to_request(),
-            clock=clock,
-            idempotency_key=idempotency_key,
-        )
-        return 201, redemption_out(redeemed.redemption).model_dump(mode="json")
-
-    response = await answer_once(
-        request, partner_id=partner.id, key=idempotency_key, body=body.model_dump(mode="json"), work=work
+    """Decided with the other redemptions of the worker's event-loop pass, in one transaction
+    (`redemptions.batching`); stored under the key and replayed like every idempotent request."""
+    till: TillBatcher = request.app.state.till
+    status, answer = await till.redeem(
+        partner_id=partner.id,
+        key=check_key(idempotency_key),
+        digest=request_digest(request.method, signed_path(request), body.model_dump(mode="json")),
+        request=body.to_request(),
     )
-    await written.publish(request.app.state.redis)  # committed: on to the rules engine
-    return response
+    if status >= 400:
+        raise HuiminError(answer.get("message", ""), code=answer.get("code"), status=status)
+    return JSONResponse(answer, status_code=status)
 
 
 @till_router.get(

@@ -42,10 +42,12 @@ __all__ = [
     "Redeemed",
     "RedemptionRequest",
     "Refunded",
+    "check_spend",
     "get_redemption",
     "quote",
     "redeem",
     "refund",
+    "refuse_unless_spendable",
     "search",
     "verify",
 ]
@@ -100,13 +102,39 @@ async def _checked(repository: RedemptionRepository, request: RedemptionRequest,
     if found is None:
         raise RedemptionRefused.unknown_voucher()
     voucher, batch_row, merchant, terminal = found
+    batch, purchase, merchant, terminal = check_spend(request, voucher, batch_row, merchant, terminal, now)
+    invoice = request.invoice
+    if batch.big_ticket and invoice is not None:
+        reused = await repository.invoice_in_use(
+            voucher.campaign_id, invoice.sales_invoice_no, invoice.tax_invoice_no
+        )
+        if reused is not None:
+            raise RedemptionRefused.invoice_reused(reused)
+    if request.order_ref is not None and await repository.order_in_use(
+        merchant.id, request.order_ref, _HOLDING
+    ):
+        raise RedemptionRefused.one_voucher_per_purchase(request.order_ref)
+    return _Checked(voucher, batch_row, batch, merchant, terminal, purchase)
+
+
+def check_spend(
+    request: RedemptionRequest,
+    voucher: VoucherRow,
+    batch_row: BatchRow,
+    merchant: MerchantRow | None,
+    terminal: MerchantTerminalRow | None,
+    now: datetime,
+) -> tuple[Batch, Purchase, MerchantRow, MerchantTerminalRow]:
+    """The refusals of a redemption that its voucher, batch, merchant and terminal decide, and the
+    purchase's arithmetic (with the merchant and terminal, now known to exist); the caller has looked them up (the terminal of the till's number in the
+    voucher's campaign) and checks what needs other rows (invoices, orders, daily caps)."""
     if merchant is None or merchant.campaign_id != voucher.campaign_id:
         raise RedemptionRefused.unknown_merchant(request.merchant_id)
     if terminal is None or terminal.merchant_id != merchant.id:
         raise RedemptionRefused.unknown_terminal(request.terminal_id)
     if merchant.status != MerchantStatus.ACTIVE.value:
         raise RedemptionRefused.merchant_not_active(merchant.status)
-    _refuse_unless_spendable(voucher, now)
+    refuse_unless_spendable(voucher, now)
 
     batch = batch_row.terms()
     domain.admits(
@@ -123,16 +151,7 @@ async def _checked(repository: RedemptionRepository, request: RedemptionRequest,
             raise RedemptionRefused.invoice_required()
         if invoice.sales_invoice_fen != purchase.payable:
             raise RedemptionRefused.invoice_mismatch(invoice.sales_invoice_fen, purchase.payable)
-        reused = await repository.invoice_in_use(
-            voucher.campaign_id, invoice.sales_invoice_no, invoice.tax_invoice_no
-        )
-        if reused is not None:
-            raise RedemptionRefused.invoice_reused(reused)
-    if request.order_ref is not None and await repository.order_in_use(
-        merchant.id, request.order_ref, _HOLDING
-    ):
-        raise RedemptionRefused.one_voucher_per_purchase(request.order_ref)
-    return _Checked(voucher, batch_row, batch, merchant, terminal, purchase)
+    return batch, purchase, merchant, terminal
 
 
 async def redeem(
@@ -166,7 +185,7 @@ async def redeem(
     # status spends it; a concurrent till finds it no longer claimed.
     if not await repository.take_voucher(voucher.id, now):
         await session.refresh(voucher)
-        _refuse_unless_spendable(voucher, now)
+        refuse_unless_spendable(voucher, now)
         raise RedemptionRefused.voucher_used()  # pragma: no cover - refused just above
 
     status = RedemptionStatus.PENDING_VERIFICATION if batch.big_ticket else RedemptionStatus.CONFIRMED
@@ -221,10 +240,10 @@ async def redeem(
     return Redeemed(redemption, voucher, batch_row)
 
 
-def _refuse_unless_spendable(voucher: VoucherRow, now: object) -> None:
+def refuse_unless_spendable(voucher: VoucherRow, now: datetime) -> None:
     match VoucherStatus(voucher.status):
         case VoucherStatus.CLAIMED:
-            if voucher.valid_until <= now:  # type: ignore[operator]
+            if voucher.valid_until <= now:
                 raise RedemptionRefused.voucher_expired(voucher.valid_until)
         case VoucherStatus.REDEEMED | VoucherStatus.SETTLED | VoucherStatus.REVERSED:
             raise RedemptionRefused.voucher_used()

@@ -1,0 +1,666 @@
+"""Group commit of the till's redemptions (核销).
+
+A till's redemption used to be one transaction of about a dozen statements, each request paying its own
+round trips, commit and ORM bookkeeping: about 150 a second on two cores (docs/benchmarks.md). Here the
+redemptions that arrive in one pass of a worker's event loop are decided together, in one transaction,
+with one statement per step for all of them:
+
+1. the idempotency keys: a transaction-scoped advisory lock per key, taken without waiting (a key whose
+   request is still running elsewhere is refused 409 `idempotency_in_progress`), and the answers stored
+   under them (replayed, or 422 `idempotency_mismatch`);
+2. the vouchers with their batches, the merchants and the terminals, and every refusal they decide
+   (`service.check_spend`, the same function the one-at-a-time path calls), the orders already holding a
+   voucher (`one_voucher_per_purchase`);
+3. ONE conditional `UPDATE vouchers ... WHERE status = 'claimed' AND valid_until > now RETURNING id`:
+   PostgreSQL, not Python, decides which till spends a voucher, exactly as before; the vouchers it did
+   not return are refused with their actual status;
+4. the merchants' daily caps, counted per (merchant, batch, day) under a row lock; the vouchers of the
+   redemptions over the cap are put back;
+5. the redemptions, their voucher and redemption events, the ledger postings and every answer (201s and
+   final refusals) under its key, as executemany inserts; then one commit.
+
+Two requests of one pass for the same voucher, key or order are not decided in the same transaction:
+the later one waits for the next pass, where it meets the first one's effect (voucher_used, the stored
+answer, the held order). Big-ticket purchases (an invoice to check and to keep unique) and any pass the
+database refuses as a whole (a unique order or a deadlock against another worker's pass) take the
+one-at-a-time path (`service.redeem` under `idempotency.run_once`), whose answers are the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from sqlalchemy import Table, bindparam, insert, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from huimin.campaigns.domain import Batch
+from huimin.campaigns.models import BatchRow
+from huimin.claims.domain import VoucherStatus, normalise_code
+from huimin.claims.models import VoucherEventRow, VoucherRow
+from huimin.db import unit_of_work
+from huimin.errors import HuiminError
+from huimin.idempotency.models import IdempotencyKeyRow
+from huimin.idempotency.service import Answer, in_progress, mismatch, run_once
+from huimin.kit.clock import Clock, local_date
+from huimin.kit.ids import new_id
+from huimin.ledger import domain as ledger
+from huimin.ledger import service as ledger_service
+from huimin.merchants.models import MerchantRow, MerchantTerminalRow
+from huimin.redemptions import service
+from huimin.redemptions.domain import HOLDS_VOUCHER, Purchase, RedemptionRefused, RedemptionStatus
+from huimin.redemptions.models import MerchantDayCounterRow, RedemptionEventRow, RedemptionRow
+from huimin.redemptions.schemas import RedemptionOut, redemption_out
+from huimin.risk import stream as risk_stream
+from huimin.risk.service import Source
+
+__all__ = ["MAX_BATCH", "TillBatcher"]
+
+log = logging.getLogger("huimin.redemptions.batching")
+
+MAX_BATCH = 200  # redemptions decided in one transaction at most; the rest wait for the next pass
+
+_VOUCHERS = cast(Table, VoucherRow.__table__)
+_VOUCHER_EVENTS = cast(Table, VoucherEventRow.__table__)
+_REDEMPTIONS = cast(Table, RedemptionRow.__table__)
+_EVENTS = cast(Table, RedemptionEventRow.__table__)
+_COUNTERS = cast(Table, MerchantDayCounterRow.__table__)
+_KEYS = cast(Table, IdempotencyKeyRow.__table__)
+_HOLDING = sorted(status.value for status in HOLDS_VOUCHER)
+
+# The keys whose advisory lock another transaction holds (its request is still running). The lock is the
+# one `idempotency.run_once` takes, so both paths exclude each other.
+_BUSY_KEYS = text(
+    "SELECT name FROM unnest(CAST(:names AS text[])) AS name "
+    "WHERE NOT pg_try_advisory_xact_lock(hashtextextended(name, 0))"
+)
+_STORED = select(
+    _KEYS.c.partner_id,
+    _KEYS.c.key,
+    _KEYS.c.request_digest,
+    _KEYS.c.state,
+    _KEYS.c.status_code,
+    _KEYS.c.response,
+).where(tuple_(_KEYS.c.partner_id, _KEYS.c.key).in_(bindparam("pairs", expanding=True)))
+_ORDERS_HELD = select(_REDEMPTIONS.c.merchant_id, _REDEMPTIONS.c.order_ref).where(
+    tuple_(_REDEMPTIONS.c.merchant_id, _REDEMPTIONS.c.order_ref).in_(bindparam("pairs", expanding=True)),
+    _REDEMPTIONS.c.status.in_(_HOLDING),
+)
+_TAKE = (
+    update(_VOUCHERS)
+    .where(
+        _VOUCHERS.c.id.in_(bindparam("ids", expanding=True)),
+        _VOUCHERS.c.status == VoucherStatus.CLAIMED.value,
+        _VOUCHERS.c.valid_until > bindparam("now"),
+    )
+    .values(status=VoucherStatus.REDEEMED.value)
+    .returning(_VOUCHERS.c.id)
+)
+_PUT_BACK = (
+    update(_VOUCHERS)
+    .where(_VOUCHERS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=VoucherStatus.CLAIMED.value)
+)
+_COUNTED = (
+    select(_COUNTERS.c.merchant_id, _COUNTERS.c.batch_id, _COUNTERS.c.day, _COUNTERS.c.redeemed)
+    .where(
+        tuple_(_COUNTERS.c.merchant_id, _COUNTERS.c.batch_id, _COUNTERS.c.day).in_(
+            bindparam("keys", expanding=True)
+        )
+    )
+    .order_by(_COUNTERS.c.merchant_id, _COUNTERS.c.batch_id, _COUNTERS.c.day)
+    .with_for_update()
+)
+_COUNT = (
+    update(_COUNTERS)
+    .where(
+        _COUNTERS.c.merchant_id == bindparam("p_merchant"),
+        _COUNTERS.c.batch_id == bindparam("p_batch"),
+        _COUNTERS.c.day == bindparam("p_day"),
+    )
+    .values(redeemed=_COUNTERS.c.redeemed + bindparam("p_n"))
+)
+_INSERT_REDEMPTIONS = insert(_REDEMPTIONS)
+_INSERT_VOUCHER_EVENTS = insert(_VOUCHER_EVENTS)
+_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id)
+_INSERT_KEYS = insert(_KEYS)
+_OPEN_COUNTERS: dict[str, Any] = {}  # by dialect: a day's counters of zero, where there are none yet
+
+
+def _open_counters(dialect: str) -> Any:
+    if dialect not in _OPEN_COUNTERS:
+        upsert = postgres_insert if dialect == "postgresql" else sqlite_insert
+        _OPEN_COUNTERS[dialect] = (
+            upsert(_COUNTERS)
+            .values(
+                merchant_id=bindparam("p_merchant"), batch_id=bindparam("p_batch"), day=bindparam("p_day")
+            )
+            .values(redeemed=0)
+            .on_conflict_do_nothing(index_elements=["merchant_id", "batch_id", "day"])
+        )
+    return _OPEN_COUNTERS[dialect]
+
+
+@dataclass(eq=False)
+class _Item:
+    """One redemption waiting for its pass."""
+
+    partner_id: str
+    key: str
+    digest: str
+    request: service.RedemptionRequest
+    future: asyncio.Future[Answer]
+    code: str = ""
+
+    def answer(self, answer: Answer) -> None:
+        if not self.future.done():  # a client that went away cancelled it; the effect stands
+            self.future.set_result(answer)
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+@dataclass(eq=False)
+class _Spend:
+    """A redemption that passed every check that needs no write."""
+
+    item: _Item
+    voucher: VoucherRow
+    batch_row: BatchRow
+    batch: Batch
+    merchant: MerchantRow
+    terminal: MerchantTerminalRow
+    purchase: Purchase
+
+
+@dataclass
+class _Pass:
+    answers: list[tuple[_Item, Answer]] = field(default_factory=list)
+    stored: list[tuple[_Item, Answer]] = field(default_factory=list)  # answers to keep under their key
+    later: list[_Item] = field(default_factory=list)  # for the next pass
+    alone: list[_Item] = field(default_factory=list)  # for the one-at-a-time path
+    events: list[int] = field(default_factory=list)
+
+    def refuse(self, item: _Item, refusal: HuiminError, *, store: bool = True) -> None:
+        """Answer with the refusal; keep it under the key when it is final, as `run_once` does."""
+        answer = (refusal.status, refusal.body())
+        self.answers.append((item, answer))
+        if store and refusal.status < 500 and refusal.final:
+            self.stored.append((item, answer))
+
+
+class TillBatcher:
+    """The redemptions of one worker, decided a pass of its event loop at a time (`app.state.till`)."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        *,
+        publish_to: Redis | RedisCluster | None,
+        passes: int = 2,
+    ) -> None:
+        self._sessions = sessions
+        self._clock = clock
+        self._redis = publish_to
+        self._passes = passes  # transactions of this worker at once
+        self._running = 0
+        self._pending: list[_Item] = []
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def redeem(
+        self, *, partner_id: str, key: str, digest: str, request: service.RedemptionRequest
+    ) -> Answer:
+        """The answer to the till: (201, the redemption) or a refusal's (status, body), stored under the
+        key like `idempotency.run_once` stores it."""
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        item = _Item(partner_id, key, digest, request, future, normalise_code(request.voucher_code))
+        if request.invoice is not None:  # big-ticket: invoices to check, one at a time
+            self._start(self._alone([item]))
+        else:
+            self._pending.append(item)
+            self._schedule()
+        return await future
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._run_passes)
+
+    def _run_passes(self) -> None:
+        self._scheduled = False
+        while self._pending and self._running < self._passes:
+            items, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            self._running += 1
+            self._start(self._pass(items))
+
+    def _start(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pass(self, items: list[_Item]) -> None:
+        try:
+            await self._decide(items)
+        finally:
+            self._running -= 1
+            if self._pending:
+                self._schedule()
+
+    async def _decide(self, items: list[_Item]) -> None:
+        now = self._clock.now()
+        try:
+            async with unit_of_work(self._sessions) as session:
+                decided = await _decide_pass(session, items, now)
+        except DBAPIError as error:
+            if error.connection_invalidated or isinstance(error.orig, ConnectionError):
+                for item in items:
+                    item.fail(error)
+                return
+            # a unique order taken by another worker's pass meanwhile, a deadlock: nothing was written;
+            # the one-at-a-time path decides each (and names the refusal)
+            log.info("a pass of %d redemptions goes one at a time: %s", len(items), type(error.orig).__name__)
+            await self._alone(items)
+            return
+        except Exception as error:
+            for item in items:
+                item.fail(error)
+            return
+        for item, answer in decided.answers:
+            item.answer(answer)
+        if decided.later:
+            self._pending[:0] = decided.later
+            self._schedule()
+        if decided.alone:
+            await self._alone(decided.alone)
+        await risk_stream.publish(
+            self._redis, [(Source.REDEMPTIONS, event_id) for event_id in decided.events]
+        )
+
+    async def _alone(self, items: Sequence[_Item]) -> None:
+        await asyncio.gather(*(self._one(item) for item in items))
+
+    async def _one(self, item: _Item) -> None:
+        written = risk_stream.WrittenEvents()
+
+        async def work(session: AsyncSession) -> Answer:
+            written.watch(session)
+            redeemed = await service.redeem(
+                session,
+                partner_id=item.partner_id,
+                request=item.request,
+                clock=self._clock,
+                idempotency_key=item.key,
+            )
+            return 201, redemption_out(redeemed.redemption).model_dump(mode="json")
+
+        try:
+            answer = await run_once(
+                self._sessions,
+                partner_id=item.partner_id,
+                key=item.key,
+                digest=item.digest,
+                clock=self._clock,
+                work=work,
+            )
+        except HuiminError as refusal:
+            item.answer((refusal.status, refusal.body()))
+        except Exception as error:
+            item.fail(error)
+        else:
+            item.answer(answer)
+            await written.publish(self._redis)
+
+
+async def _decide_pass(session: AsyncSession, items: list[_Item], now: datetime) -> _Pass:
+    decided = _Pass()
+    connection = await session.connection()
+    dialect = connection.dialect.name
+    items = _one_per_voucher_key_and_order(items, decided)
+    items = await _unanswered(connection, dialect, items, decided)
+    spends = await _checked(session, connection, items, now, decided)
+    spends = await _take_vouchers(session, connection, spends, now, decided)
+    spends = await _within_daily_caps(connection, dialect, spends, now, decided)
+    await _write(session, connection, spends, now, decided)
+    if decided.stored:
+        await connection.execute(
+            _INSERT_KEYS,
+            [
+                {
+                    "partner_id": item.partner_id,
+                    "key": item.key,
+                    "request_digest": item.digest,
+                    "state": "done",
+                    "status_code": status,
+                    "response": body,
+                    "created_at": now,
+                    "locked_at": now,
+                }
+                for item, (status, body) in decided.stored
+            ],
+        )
+    return decided
+
+
+def _one_per_voucher_key_and_order(items: list[_Item], decided: _Pass) -> list[_Item]:
+    """The first request of the pass for each voucher, key and order; the others wait for the next."""
+    keys: set[tuple[str, str]] = set()
+    codes: set[str] = set()
+    orders: set[tuple[str, str]] = set()
+    first = []
+    for item in items:
+        order = (item.request.merchant_id, item.request.order_ref) if item.request.order_ref else None
+        if (
+            (item.partner_id, item.key) in keys
+            or item.code in codes
+            or (order is not None and order in orders)
+        ):
+            decided.later.append(item)
+            continue
+        keys.add((item.partner_id, item.key))
+        codes.add(item.code)
+        if order is not None:
+            orders.add(order)
+        first.append(item)
+    return first
+
+
+async def _unanswered(
+    connection: AsyncConnection, dialect: str, items: list[_Item], decided: _Pass
+) -> list[_Item]:
+    """The requests whose key holds no answer yet, each key now locked by this transaction."""
+    if not items:
+        return items
+    if dialect == "postgresql":
+        busy = set(
+            (
+                await connection.execute(
+                    _BUSY_KEYS, {"names": [f"idempotency:{item.partner_id}:{item.key}" for item in items]}
+                )
+            ).scalars()
+        )
+        if busy:
+            for item in items:
+                if f"idempotency:{item.partner_id}:{item.key}" in busy:
+                    decided.refuse(item, in_progress(), store=False)  # the running request answers
+            items = [item for item in items if f"idempotency:{item.partner_id}:{item.key}" not in busy]
+            if not items:
+                return items
+    stored = {
+        (row.partner_id, row.key): row
+        for row in await connection.execute(
+            _STORED, {"pairs": [(item.partner_id, item.key) for item in items]}
+        )
+    }
+    fresh = []
+    for item in items:
+        row = stored.get((item.partner_id, item.key))
+        if row is None:
+            fresh.append(item)
+        elif row.request_digest != item.digest:
+            decided.refuse(item, mismatch(), store=False)  # the key keeps its own request's answer
+        elif row.state == "done":
+            decided.answers.append((item, (row.status_code or 200, dict(row.response or {}))))
+        else:  # a reservation an earlier version left behind: `run_once` knows when to take it over
+            decided.alone.append(item)
+    return fresh
+
+
+async def _checked(
+    session: AsyncSession, connection: AsyncConnection, items: list[_Item], now: datetime, decided: _Pass
+) -> list[_Spend]:
+    """Every refusal that needs no write, in the order of the one-at-a-time path."""
+    if not items:
+        return []
+    vouchers = {
+        voucher.code: voucher
+        for voucher in await session.scalars(
+            select(VoucherRow).where(VoucherRow.code.in_({item.code for item in items}))
+        )
+    }
+    batches = {
+        row.id: row
+        for row in await session.scalars(
+            select(BatchRow).where(BatchRow.id.in_({voucher.batch_id for voucher in vouchers.values()}))
+        )
+    }
+    merchants = {
+        row.id: row
+        for row in await session.scalars(
+            select(MerchantRow).where(MerchantRow.id.in_({item.request.merchant_id for item in items}))
+        )
+    }
+    terminals = {
+        (row.campaign_id, row.terminal_id): row
+        for row in await session.scalars(
+            select(MerchantTerminalRow).where(
+                MerchantTerminalRow.terminal_id.in_({_terminal(item) for item in items}),
+                MerchantTerminalRow.campaign_id.in_({voucher.campaign_id for voucher in vouchers.values()}),
+            )
+        )
+    }
+    spends = []
+    for item in items:
+        voucher = vouchers.get(item.code)
+        try:
+            if voucher is None:
+                raise RedemptionRefused.unknown_voucher()
+            batch_row = batches[voucher.batch_id]
+            batch, purchase, merchant, terminal = service.check_spend(
+                item.request,
+                voucher,
+                batch_row,
+                merchants.get(item.request.merchant_id),
+                terminals.get((voucher.campaign_id, _terminal(item))),
+                now,
+            )
+        except HuiminError as refusal:
+            decided.refuse(item, refusal)
+            continue
+        if batch.big_ticket:  # pragma: no cover - refused above without an invoice, sent alone with one
+            decided.alone.append(item)
+            continue
+        spends.append(_Spend(item, voucher, batch_row, batch, merchant, terminal, purchase))
+    ordered = [
+        (spend.merchant.id, spend.item.request.order_ref) for spend in spends if spend.item.request.order_ref
+    ]
+    if ordered:
+        held = {
+            (row.merchant_id, row.order_ref)
+            for row in await connection.execute(_ORDERS_HELD, {"pairs": ordered})
+        }
+        if held:
+            kept = []
+            for spend in spends:
+                order_ref = spend.item.request.order_ref
+                if order_ref is not None and (spend.merchant.id, order_ref) in held:
+                    decided.refuse(spend.item, RedemptionRefused.one_voucher_per_purchase(order_ref))
+                else:
+                    kept.append(spend)
+            spends = kept
+    return spends
+
+
+def _terminal(item: _Item) -> str:
+    return item.request.terminal_id.strip().upper()
+
+
+async def _take_vouchers(
+    session: AsyncSession, connection: AsyncConnection, spends: list[_Spend], now: datetime, decided: _Pass
+) -> list[_Spend]:
+    """claimed → redeemed for every voucher still claimed and valid: the database decides, in one
+    statement; a concurrent till's transaction waits on the row and finds it no longer claimed."""
+    if not spends:
+        return spends
+    taken = set(
+        (
+            await connection.execute(_TAKE, {"ids": [spend.voucher.id for spend in spends], "now": now})
+        ).scalars()
+    )
+    missed = [spend for spend in spends if spend.voucher.id not in taken]
+    if missed:  # spent (or revoked, expired) since the read: say which, as it is now
+        await session.execute(
+            select(VoucherRow)
+            .where(VoucherRow.id.in_([spend.voucher.id for spend in missed]))
+            .execution_options(populate_existing=True)
+        )
+        for spend in missed:
+            try:
+                service.refuse_unless_spendable(spend.voucher, now)
+                raise RedemptionRefused.voucher_used()
+            except HuiminError as refusal:
+                decided.refuse(spend.item, refusal)
+    return [spend for spend in spends if spend.voucher.id in taken]
+
+
+async def _within_daily_caps(
+    connection: AsyncConnection, dialect: str, spends: list[_Spend], now: datetime, decided: _Pass
+) -> list[_Spend]:
+    """Count the redemptions of batches with a per-merchant daily cap; those over it are refused and
+    their vouchers put back (in this transaction: nobody saw them taken)."""
+    day = local_date(now)
+    groups: dict[tuple[str, str], list[_Spend]] = defaultdict(list)
+    for spend in spends:
+        if spend.batch.per_merchant_daily is not None:
+            groups[(spend.merchant.id, spend.batch_row.id)].append(spend)
+    if not groups:
+        return spends
+    keys = sorted(groups)
+    params = [{"p_merchant": merchant, "p_batch": batch, "p_day": day} for merchant, batch in keys]
+    await connection.execute(_open_counters(dialect), params)
+    counted = {
+        (row.merchant_id, row.batch_id): row.redeemed
+        for row in await connection.execute(_COUNTED, {"keys": [(m, b, day) for m, b in keys]})
+    }
+    over: list[_Spend] = []
+    counts = []
+    for key in keys:
+        group = groups[key]
+        limit = cast(int, group[0].batch.per_merchant_daily)
+        room = max(0, limit - counted.get(key, 0))
+        over.extend(group[room:])
+        for spend in group[room:]:
+            decided.refuse(spend.item, RedemptionRefused.merchant_daily_cap(limit))
+        if room:
+            counts.append(
+                {"p_merchant": key[0], "p_batch": key[1], "p_day": day, "p_n": min(room, len(group))}
+            )
+    if counts:
+        await connection.execute(_COUNT, counts)
+    if over:
+        await connection.execute(_PUT_BACK, {"ids": [spend.voucher.id for spend in over]})
+    refused = set(map(id, over))
+    return [spend for spend in spends if id(spend) not in refused]
+
+
+async def _write(
+    session: AsyncSession, connection: AsyncConnection, spends: list[_Spend], now: datetime, decided: _Pass
+) -> None:
+    """The redemptions, their events and ledger postings, and their answers."""
+    if not spends:
+        return
+    day = local_date(now)
+    rows: list[dict[str, Any]] = []
+    for spend in spends:
+        request, voucher, purchase = spend.item.request, spend.voucher, spend.purchase
+        redemption_id = new_id("rdm")
+        rows.append(
+            {
+                "id": redemption_id,
+                "campaign_id": voucher.campaign_id,
+                "voucher_id": voucher.id,
+                "batch_id": spend.batch_row.id,
+                "person_id": voucher.person_id,
+                "merchant_id": spend.merchant.id,
+                "terminal_id": spend.terminal.terminal_id,
+                "partner_id": spend.item.partner_id,
+                "jurisdiction": spend.merchant.jurisdiction,
+                "category": request.category.value,
+                "status": RedemptionStatus.CONFIRMED.value,
+                "order_fen": int(purchase.order),
+                "merchant_discount_fen": int(purchase.merchant_discount),
+                "voucher_value_fen": voucher.value_fen,
+                "subsidy_fen": int(purchase.subsidy),
+                "refunded_fen": 0,
+                "subsidy_returned_fen": 0,
+                "order_ref": request.order_ref,
+                "redeemed_at": now,
+                "business_day": day,
+                "idempotency_key": spend.item.key,
+            }
+        )
+        answer = RedemptionOut(
+            redemption_id=redemption_id,
+            status=RedemptionStatus.CONFIRMED,
+            voucher_id=voucher.id,
+            merchant_id=spend.merchant.id,
+            terminal_id=spend.terminal.terminal_id,
+            order_amount_fen=int(purchase.order),
+            merchant_discount_fen=int(purchase.merchant_discount),
+            subsidy_fen=int(purchase.subsidy),
+            resident_pays_fen=int(purchase.resident_pays),
+            refunded_fen=0,
+            redeemed_at=now,
+        ).model_dump(mode="json")
+        decided.answers.append((spend.item, (201, answer)))
+        decided.stored.append((spend.item, (201, answer)))
+    await connection.execute(_INSERT_REDEMPTIONS, rows)
+    await connection.execute(
+        _INSERT_VOUCHER_EVENTS,
+        [
+            {
+                "voucher_id": row["voucher_id"],
+                "kind": "redeemed",
+                "value_fen": row["voucher_value_fen"],
+                "at": now,
+            }
+            for row in rows
+        ],
+    )
+    decided.events = list(
+        (
+            await connection.execute(
+                _INSERT_EVENTS,
+                [
+                    {
+                        "kind": "redeemed",
+                        "campaign_id": row["campaign_id"],
+                        "redemption_id": row["id"],
+                        "merchant_id": row["merchant_id"],
+                        "person_id": row["person_id"],
+                        "amount_fen": row["order_fen"] - row["merchant_discount_fen"],
+                        "subsidy_fen": row["subsidy_fen"],
+                        "at": now,
+                    }
+                    for row in rows
+                ],
+            )
+        ).scalars()
+    )
+    splits = await ledger_service.funding_splits(session, batch_ids=[row["batch_id"] for row in rows])
+    by_campaign: dict[str, list[ledger.Transaction]] = defaultdict(list)
+    for row, spend in zip(rows, spends, strict=True):
+        by_campaign[row["campaign_id"]].append(
+            ledger.redeem(
+                row["id"],
+                value=row["voucher_value_fen"],
+                subsidy=row["subsidy_fen"],
+                funding=splits[row["batch_id"]],
+                merchant_id=row["merchant_id"],
+                big_ticket=spend.batch.big_ticket,
+            )
+        )
+    for campaign_id, transactions in sorted(by_campaign.items()):
+        await ledger_service.post_many(session, campaign_id=campaign_id, transactions=transactions, at=now)
