@@ -51,6 +51,7 @@ from huimin.protection.http import PublicReadLimits
 from huimin.protection.service import build_protection
 from huimin.redemptions.batching import TillBatcher
 from huimin.redemptions.endpoints import router as redemptions_router
+from huimin.redemptions.till_http import TillRedemptions
 from huimin.redis_client import connect_redis
 from huimin.reports.endpoints import router as reports_router
 from huimin.risk.endpoints import router as risk_router
@@ -147,9 +148,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     _install_error_handlers(app)
     # Pure ASGI middlewares, the last added outermost: request id, metrics and access log around
     # everything; then the security headers; then the limit of public reads.
-    app.add_middleware(
-        ExpressClaims
-    )  # innermost: the claim route of express claims, before FastAPI's routing
+    # innermost, before FastAPI's routing: the hot routes as plain ASGI (huimin.plain_http)
+    app.add_middleware(TillRedemptions)
+    app.add_middleware(ExpressClaims)
     app.add_middleware(PublicReadLimits)
     app.add_middleware(_SecurityHeaders)
     app.add_middleware(

@@ -11,31 +11,27 @@ this app as they wrap FastAPI's routes.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from huimin.auth.domain import PartnerKind, SignedRequest
-from huimin.auth.service import authenticate, require_kind
+from huimin.auth.domain import PartnerKind
 from huimin.claims.express import ExpressClaim, ExpressContexts, ExpressGate, ExpressPersister, decide_claim
 from huimin.claims.schemas import ClaimIn
 from huimin.config import Settings
 from huimin.eligibility.geofence import Crs, Location
-from huimin.errors import ConfigurationError, HuiminError, InvalidInput, Problem
-from huimin.http_errors import failure_answer
+from huimin.errors import ConfigurationError, InvalidInput, Problem
 from huimin.idempotency.service import check_key, request_digest
 from huimin.kit.network import network_prefix
-from huimin.observability.context import set_error_code, set_route
+from huimin.plain_http import answer, headers_of, parse_body, read_body, signed_request
 from huimin.protection.http import client_ip_of, refuse_if_flagged
 from huimin.protection.service import Protection
 
@@ -45,7 +41,6 @@ log = logging.getLogger("huimin.claims.express")
 
 _PATH = re.compile(r"/api/v1/rounds/([^/]{1,64})/claims")
 _ROUTE = "/api/v1/rounds/{round_id}/claims"
-_MAX_BODY = 16 * 1024
 
 
 @dataclass
@@ -140,77 +135,22 @@ class ExpressClaims:
         if matched is None or express is None:
             await self.app(scope, receive, send)
             return
-        set_route(scope, _ROUTE)
-        try:
-            status, body = 201, await _claim(scope, receive, express, matched.group(1))
-            headers: dict[str, str] = {}
-        except HuiminError as refusal:
-            set_error_code(scope, refusal.code)
-            status, body = refusal.status, refusal.body()
-            headers = dict(getattr(refusal, "headers", None) or {})
-        except Exception as error:  # the answers of the FastAPI app's handlers (busy, database down, bug)
-            status, body, headers = failure_answer(scope, error)
-        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        raw_headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-        await send({"type": "http.response.body", "body": payload})
 
+        async def handle() -> tuple[int, dict[str, Any]]:
+            return 201, await _claim(scope, receive, express, matched.group(1))
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise HuiminError("the client went away", code="client_disconnected", status=400)
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > _MAX_BODY:
-            raise HuiminError("the request body is too large", code="payload_too_large", status=413)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+        await answer(scope, send, route=_ROUTE, handle=handle)
 
 
 async def _claim(scope: Scope, receive: Receive, express: Express, round_id: str) -> dict[str, Any]:
     state = scope["app"].state
     protection: Protection = state.protection
-    raw = await _read_body(receive)
-    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+    raw = await read_body(receive)
+    headers = headers_of(scope)
     if protection.flags:  # before authentication, like the FastAPI route's `refuse_sold_out`
         refuse_if_flagged(protection, round_id, raw)
-    query = scope.get("query_string", b"").decode("latin-1")
-    path = f"{scope['path']}?{query}" if query else scope["path"]
-    partner = await authenticate(
-        keys=state.partner_keys,
-        nonces=state.nonces,
-        key_id=headers.get("x-huimin-key"),
-        timestamp=headers.get("x-huimin-timestamp"),
-        nonce=headers.get("x-huimin-nonce"),
-        signature=headers.get("x-huimin-signature"),
-        request=SignedRequest(
-            method="POST",
-            path=path,
-            timestamp=headers.get("x-huimin-timestamp", ""),
-            nonce=headers.get("x-huimin-nonce", ""),
-            body=raw,
-        ),
-        clock=state.clock,
-    )
-    require_kind(partner, PartnerKind.APP)
-    try:
-        body = ClaimIn.model_validate_json(raw)
-    except ValidationError as error:
-        raise InvalidInput(
-            [
-                Problem(".".join(("body", *(str(part) for part in item["loc"]))), str(item["msg"]))
-                for item in error.errors()
-            ],
-            code="invalid_request",
-        ) from None
+    signed = await signed_request(scope, raw, headers, kind=PartnerKind.APP)
+    body = parse_body(ClaimIn, raw)
     device_id = headers.get("x-huimin-device")
     if device_id is not None and len(device_id) > 128:
         raise InvalidInput([Problem("X-Huimin-Device", "at most 128 characters")], code="invalid_request")
@@ -218,17 +158,17 @@ async def _claim(scope: Scope, receive: Receive, express: Express, round_id: str
     ip = client_ip_of(scope, protection.trusted_proxies)
     async with protection.slots.slot():
         await protection.check_claim(
-            partner_id=partner.id, resident_id=body.resident_id, device_id=device_id, ip=ip
+            partner_id=signed.partner.id, resident_id=body.resident_id, device_id=device_id, ip=ip
         )
         return await decide_claim(
             ExpressClaim(
-                partner_id=partner.id,
+                partner_id=signed.partner.id,
                 resident_id=body.resident_id,
                 round_id=round_id,
                 batch_id=body.batch_id,
                 location=Location(body.location.lng, body.location.lat, Crs(body.location.crs)),
                 idempotency_key=key,
-                digest=request_digest("POST", path, body.model_dump(mode="json")),
+                digest=request_digest("POST", signed.path, body.model_dump(mode="json")),
                 ip_prefix=network_prefix(ip),
             ),
             contexts=express.contexts,

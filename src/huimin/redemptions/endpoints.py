@@ -17,12 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from huimin.campaigns.schemas import JurisdictionTerm
 from huimin.deps import ClockDep, SessionDep, StaffDep, TerminalPartnerDep, signed_path
-from huimin.errors import HuiminError
 from huimin.idempotency.http import answer_once
-from huimin.idempotency.service import Answer, check_key, request_digest
+from huimin.idempotency.service import Answer, request_digest
 from huimin.kit.money import Fen
 from huimin.redemptions import flows, service
-from huimin.redemptions.batching import TillBatcher
 from huimin.redemptions.domain import RedemptionStatus
 from huimin.redemptions.schemas import (
     RedemptionIn,
@@ -35,6 +33,7 @@ from huimin.redemptions.schemas import (
     refund_out,
     staff_redemption_out,
 )
+from huimin.redemptions.till_http import redeem_answer
 from huimin.risk import stream as risk_stream
 
 __all__ = ["router"]
@@ -72,17 +71,15 @@ async def redeem(
     partner: TerminalPartnerDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> JSONResponse:
-    """Decided with the other redemptions of the worker's event-loop pass, in one transaction
-    (`redemptions.batching`); stored under the key and replayed like every idempotent request."""
-    till: TillBatcher = request.app.state.till
-    status, answer = await till.redeem(
+    """Answered by the plain ASGI route `redemptions.till_http` in front of this app; decided with the
+    other redemptions of the worker's event-loop pass (`redemptions.batching`)."""
+    status, answer = await redeem_answer(
+        request.app.state.till,
         partner_id=partner.id,
-        key=check_key(idempotency_key),
+        key=idempotency_key,
         digest=request_digest(request.method, signed_path(request), body.model_dump(mode="json")),
-        request=body.to_request(),
+        body=body,
     )
-    if status >= 400:
-        raise HuiminError(answer.get("message", ""), code=answer.get("code"), status=status)
     return JSONResponse(answer, status_code=status)
 
 
