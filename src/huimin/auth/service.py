@@ -15,13 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
-from sqlalchemy import Table, delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.auth.domain import (
@@ -172,23 +173,53 @@ class NonceStore(Protocol):
 
 class SqlNonces:
     """Nonces in the database (`partner_nonces`), for the embedded shape: the primary key refuses a
-    replay. Each nonce is its own committed transaction before the request's work starts, so a request
-    that fails afterwards still cannot be replayed."""
+    replay. The nonces of one event-loop pass are one committed transaction (one multi-row insert that
+    skips the nonces already there) before their requests' work starts, so a request that fails
+    afterwards still cannot be replayed; the same nonce twice in one pass is a replay the second time."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._pending: list[tuple[dict[str, object], asyncio.Future[bool]]] = []
+        self._insert: Any = None
 
     async def burn(self, partner_id: str, nonce: str, *, now: datetime) -> bool:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(lambda: asyncio.ensure_future(self._flush()))
+        self._pending.append(({"partner_id": partner_id, "nonce": nonce, "seen_at": now}, future))
+        return await future
+
+    async def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        rows = [row for row, _ in pending]
         try:
             async with unit_of_work(self._sessions) as session:
-                if secrets.randbelow(200) == 0:  # keep the table to about one window of traffic
-                    await session.execute(
-                        delete(PartnerNonceRow).where(PartnerNonceRow.seen_at < now - NONCE_MEMORY)
-                    )
-                await session.execute(insert(_NONCES).values(partner_id=partner_id, nonce=nonce, seen_at=now))
-        except IntegrityError:
-            return False
-        return True
+                if secrets.randbelow(200) < len(rows):  # keep the table to about one window of traffic
+                    oldest = min(cast(datetime, row["seen_at"]) for row in rows) - NONCE_MEMORY
+                    await session.execute(delete(PartnerNonceRow).where(PartnerNonceRow.seen_at < oldest))
+                connection = await session.connection()
+                written = set(await connection.execute(self._statement(connection.dialect.name), rows))
+        except Exception as error:  # every request of the pass hears it (503 for a database failure)
+            for _, future in pending:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for row, future in pending:
+            fresh = (row["partner_id"], row["nonce"]) in written
+            written.discard((row["partner_id"], row["nonce"]))  # a second time in the pass: a replay
+            if not future.done():
+                future.set_result(fresh)
+
+    def _statement(self, dialect: str) -> Any:
+        if self._insert is None:
+            upsert = postgres_insert if dialect == "postgresql" else sqlite_insert
+            self._insert = (
+                upsert(_NONCES)
+                .on_conflict_do_nothing(index_elements=["partner_id", "nonce"])
+                .returning(_NONCES.c.partner_id, _NONCES.c.nonce)
+            )
+        return self._insert
 
 
 class RedisNonces:
