@@ -177,7 +177,6 @@ class _Spend:
 
     item: _Item
     voucher: VoucherRow
-    batch_row: BatchRow
     batch: Batch
     merchant: MerchantRow
     terminal: MerchantTerminalRow
@@ -431,7 +430,7 @@ async def _checked(
         )
     }
     batches = {
-        row.id: row
+        row.id: row.terms()
         for row in await session.scalars(
             select(BatchRow).where(BatchRow.id.in_({voucher.batch_id for voucher in vouchers.values()}))
         )
@@ -457,11 +456,11 @@ async def _checked(
         try:
             if voucher is None:
                 raise RedemptionRefused.unknown_voucher()
-            batch_row = batches[voucher.batch_id]
-            batch, purchase, merchant, terminal = service.check_spend(
+            batch = batches[voucher.batch_id]
+            purchase, merchant, terminal = service.check_spend(
                 item.request,
                 voucher,
-                batch_row,
+                batch,
                 merchants.get(item.request.merchant_id),
                 terminals.get((voucher.campaign_id, _terminal(item))),
                 now,
@@ -472,7 +471,7 @@ async def _checked(
         if batch.big_ticket:  # pragma: no cover - refused above without an invoice, sent alone with one
             decided.alone.append(item)
             continue
-        spends.append(_Spend(item, voucher, batch_row, batch, merchant, terminal, purchase))
+        spends.append(_Spend(item, voucher, batch, merchant, terminal, purchase))
     ordered = [
         (spend.merchant.id, spend.item.request.order_ref) for spend in spends if spend.item.request.order_ref
     ]
@@ -534,7 +533,7 @@ async def _within_daily_caps(
     groups: dict[tuple[str, str], list[_Spend]] = defaultdict(list)
     for spend in spends:
         if spend.batch.per_merchant_daily is not None:
-            groups[(spend.merchant.id, spend.batch_row.id)].append(spend)
+            groups[(spend.merchant.id, spend.voucher.batch_id)].append(spend)
     if not groups:
         return spends
     keys = sorted(groups)
@@ -581,7 +580,7 @@ async def _write(
                 "id": redemption_id,
                 "campaign_id": voucher.campaign_id,
                 "voucher_id": voucher.id,
-                "batch_id": spend.batch_row.id,
+                "batch_id": spend.voucher.batch_id,
                 "person_id": voucher.person_id,
                 "merchant_id": spend.merchant.id,
                 "terminal_id": spend.terminal.terminal_id,

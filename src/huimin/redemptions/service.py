@@ -102,7 +102,8 @@ async def _checked(repository: RedemptionRepository, request: RedemptionRequest,
     if found is None:
         raise RedemptionRefused.unknown_voucher()
     voucher, batch_row, merchant, terminal = found
-    batch, purchase, merchant, terminal = check_spend(request, voucher, batch_row, merchant, terminal, now)
+    batch = batch_row.terms()
+    purchase, merchant, terminal = check_spend(request, voucher, batch, merchant, terminal, now)
     invoice = request.invoice
     if batch.big_ticket and invoice is not None:
         reused = await repository.invoice_in_use(
@@ -120,14 +121,15 @@ async def _checked(repository: RedemptionRepository, request: RedemptionRequest,
 def check_spend(
     request: RedemptionRequest,
     voucher: VoucherRow,
-    batch_row: BatchRow,
+    batch: Batch,
     merchant: MerchantRow | None,
     terminal: MerchantTerminalRow | None,
     now: datetime,
-) -> tuple[Batch, Purchase, MerchantRow, MerchantTerminalRow]:
-    """The refusals of a redemption that its voucher, batch, merchant and terminal decide, and the
-    purchase's arithmetic (with the merchant and terminal, now known to exist); the caller has looked them up (the terminal of the till's number in the
-    voucher's campaign) and checks what needs other rows (invoices, orders, daily caps)."""
+) -> tuple[Purchase, MerchantRow, MerchantTerminalRow]:
+    """The refusals of a redemption that its voucher, batch terms, merchant and terminal decide, and the
+    purchase's arithmetic, with the merchant and terminal now known to exist. The caller has looked
+    them up (the terminal of the till's number in the voucher's campaign) and checks what needs other
+    rows (invoices, orders, daily caps)."""
     if merchant is None or merchant.campaign_id != voucher.campaign_id:
         raise RedemptionRefused.unknown_merchant(request.merchant_id)
     if terminal is None or terminal.merchant_id != merchant.id:
@@ -135,8 +137,6 @@ def check_spend(
     if merchant.status != MerchantStatus.ACTIVE.value:
         raise RedemptionRefused.merchant_not_active(merchant.status)
     refuse_unless_spendable(voucher, now)
-
-    batch = batch_row.terms()
     domain.admits(
         batch,
         category=request.category,
@@ -151,7 +151,7 @@ def check_spend(
             raise RedemptionRefused.invoice_required()
         if invoice.sales_invoice_fen != purchase.payable:
             raise RedemptionRefused.invoice_mismatch(invoice.sales_invoice_fen, purchase.payable)
-    return batch, purchase, merchant, terminal
+    return purchase, merchant, terminal
 
 
 async def redeem(

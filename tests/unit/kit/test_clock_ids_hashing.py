@@ -3,10 +3,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from huimin.kit.clock import ManualClock, SystemClock, local_date, local_datetime, to_local
 from huimin.kit.hashing import KeyedHasher, mask, normalise_identifier
-from huimin.kit.ids import is_id, new_id
+from huimin.kit.ids import CROCKFORD, _base32, is_id, new_id
 
 
 def test_manual_clock_moves_only_when_told_and_never_backwards() -> None:
@@ -40,6 +42,13 @@ def test_ids_are_prefixed_unique_and_time_ordered() -> None:
     assert len({new_id("vch") for _ in range(10_000)}) == 10_000
     with pytest.raises(ValueError, match="prefix"):
         new_id("Campaign")
+
+
+@given(st.integers(min_value=0, max_value=(1 << 128) - 1))
+def test_an_id_body_is_the_value_in_26_crockford_digits(value: int) -> None:
+    body = _base32(value)
+    assert len(body) == 26
+    assert sum(CROCKFORD.index(char) << (5 * (25 - index)) for index, char in enumerate(body)) == value
 
 
 def test_mask_keeps_first_three_and_last_four() -> None:
