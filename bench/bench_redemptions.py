@@ -49,6 +49,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from harness import (
     DEFAULT_REDIS_URL,
     LOCAL_TZ,
@@ -513,6 +514,12 @@ def print_table(report: dict[str, Any]) -> None:
     row("setup (not timed)", f"{report['setup_s']:.1f} s")
     print_load(report, success_label="redemptions")
     print_cpu(report)
+    committed = report["passes"]["committed"]
+    row(
+        "passes (one transaction each)",
+        f"{committed['passes']:,}, {committed['mean_size']} redemptions each on average; "
+        f"one at a time {report['passes']['one_at_a_time']['passes']}, failed {report['passes']['failed']['passes']}",
+    )
     check = report["check"]
     row("retries answered alike", f"{check['retries'] - check['retry_mismatches']:,} of {check['retries']:,}")
     row("vouchers held twice", f"{check['vouchers_held_twice']:,}")
@@ -612,10 +619,12 @@ def _with_server(
                     deadline=start_at + options.duration_limit,
                 )
             )
+        passes = till_passes(base_url)
         server_stderr = log.read_text(errors="replace")
     check = asyncio.run(check_redemptions(url, result.notes.get("created", [])))
     return _report(
         options,
+        passes=passes,
         result=result,
         start_at=start_at,
         setup_s=setup_s,
@@ -625,9 +634,26 @@ def _with_server(
     )
 
 
+def till_passes(base_url: str) -> dict[str, float]:
+    """How the server grouped the redemptions: passes by outcome and their mean size (from /metrics,
+    summed over the workers)."""
+    text = httpx.get(f"{base_url}/metrics", timeout=10).text
+    figures: dict[str, float] = {}
+    for line in text.splitlines():
+        for part in ("sum", "count"):
+            prefix = f"huimin_till_pass_size_{part}{{"
+            if line.startswith(prefix):
+                outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+                figures[f"{outcome}_{part}"] = figures.get(f"{outcome}_{part}", 0.0) + float(
+                    line.rsplit(" ", 1)[1]
+                )
+    return figures
+
+
 def _report(
     options: argparse.Namespace,
     *,
+    passes: dict[str, float],
     result: LoadResult,
     start_at: float,
     setup_s: float,
@@ -675,6 +701,15 @@ def _report(
             "retry_mismatches": len(mismatches),
             "ok": not problems,
             "problems": problems,
+        },
+        "passes": {
+            outcome: {
+                "passes": int(passes.get(f"{outcome}_count", 0)),
+                "mean_size": round(passes.get(f"{outcome}_sum", 0) / passes[f"{outcome}_count"], 1)
+                if passes.get(f"{outcome}_count")
+                else 0.0,
+            }
+            for outcome in ("committed", "one_at_a_time", "failed")
         },
         "server_errors": result.server_errors,
         "transport_errors": result.transport_errors,

@@ -36,6 +36,7 @@ __all__ = [
     "multiprocess_dir",
     "observe_rate_limited",
     "observe_request",
+    "observe_till_pass",
     "serve_metrics",
     "set_stream_lag",
 ]
@@ -79,6 +80,19 @@ STREAM_LAG_SECONDS = Gauge(
     multiprocess_mode="mostrecent",
 )
 
+TILL_PASSES = Histogram(
+    "huimin_till_pass_size",
+    "Redemptions decided together in one transaction (one event-loop pass of a worker), by outcome: "
+    "committed, one_at_a_time (the database refused the pass as a whole), failed.",
+    ["outcome"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200),
+)
+TILL_PASS_SECONDS = Histogram(
+    "huimin_till_pass_duration_seconds",
+    "Time one pass of redemptions spends deciding and committing.",
+    buckets=_BUCKETS,
+)
+
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 _children: dict[tuple[str, str, int, str], tuple[Counter, Histogram]] = {}
@@ -100,6 +114,11 @@ def observe_request(method: str, route: str, status: int, code: str | None, seco
     children[1].observe(seconds)
     if (method, route) == CLAIM_ROUTE:
         CLAIMS.labels("issued" if status in (200, 201) else code or f"http_{status}").inc()
+
+
+def observe_till_pass(size: int, seconds: float, outcome: str) -> None:
+    TILL_PASSES.labels(outcome).observe(size)
+    TILL_PASS_SECONDS.observe(seconds)
 
 
 def observe_rate_limited(limit: str) -> None:

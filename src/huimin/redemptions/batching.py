@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ from huimin.kit.ids import new_id
 from huimin.ledger import domain as ledger
 from huimin.ledger import service as ledger_service
 from huimin.merchants.models import MerchantRow, MerchantTerminalRow
+from huimin.observability.metrics import observe_till_pass
 from huimin.redemptions import service
 from huimin.redemptions.domain import HOLDS_VOUCHER, Purchase, RedemptionRefused, RedemptionStatus
 from huimin.redemptions.models import MerchantDayCounterRow, RedemptionEventRow, RedemptionRow
@@ -253,30 +255,27 @@ class TillBatcher:
     async def _pass(self, items: list[_Item]) -> None:
         try:
             await self._decide(items)
+        except Exception:  # noqa: S110 - every request of the pass has the error, and answers it
+            pass
         finally:
             self._running -= 1
             if self._pending:
                 self._schedule()
 
     async def _decide(self, items: list[_Item]) -> None:
-        now = self._clock.now()
+        started = time.perf_counter()
+        outcome = "committed"
         try:
-            async with unit_of_work(self._sessions) as session:
-                decided = await _decide_pass(session, items, now)
-        except DBAPIError as error:
-            if error.connection_invalidated or isinstance(error.orig, ConnectionError):
-                for item in items:
-                    item.fail(error)
+            decided = await self._commit(items)
+            if decided is None:
+                outcome = "one_at_a_time"
+                await self._alone(items)
                 return
-            # a unique order taken by another worker's pass meanwhile, a deadlock: nothing was written;
-            # the one-at-a-time path decides each (and names the refusal)
-            log.info("a pass of %d redemptions goes one at a time: %s", len(items), type(error.orig).__name__)
-            await self._alone(items)
-            return
-        except Exception as error:
-            for item in items:
-                item.fail(error)
-            return
+        except BaseException:
+            outcome = "failed"
+            raise
+        finally:
+            observe_till_pass(len(items), time.perf_counter() - started, outcome)
         for item, answer in decided.answers:
             item.answer(answer)
         if decided.later:
@@ -287,6 +286,25 @@ class TillBatcher:
         await risk_stream.publish(
             self._redis, [(Source.REDEMPTIONS, event_id) for event_id in decided.events]
         )
+
+    async def _commit(self, items: list[_Item]) -> _Pass | None:
+        """The pass decided and committed; None when the database refused it as a whole and nothing was
+        written (a unique order taken by another worker's pass meanwhile, a deadlock): the one-at-a-time
+        path then decides each, and names the refusal."""
+        try:
+            async with unit_of_work(self._sessions) as session:
+                return await _decide_pass(session, items, self._clock.now())
+        except DBAPIError as error:
+            if error.connection_invalidated or isinstance(error.orig, ConnectionError):
+                for item in items:
+                    item.fail(error)
+                raise
+            log.info("a pass of %d redemptions goes one at a time: %s", len(items), type(error.orig).__name__)
+            return None
+        except Exception as error:
+            for item in items:
+                item.fail(error)
+            raise
 
     async def _alone(self, items: Sequence[_Item]) -> None:
         await asyncio.gather(*(self._one(item) for item in items))
