@@ -7,7 +7,6 @@ cannot be enumerated. The prefix says what the id names, which catches ids passe
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 from datetime import UTC, datetime
@@ -16,7 +15,6 @@ __all__ = ["CROCKFORD", "is_id", "new_id"]
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _PREFIX = re.compile(r"[a-z]{2,5}")
-_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", CROCKFORD.encode())
 
 
 def new_id(prefix: str, *, at: datetime | None = None) -> str:
@@ -27,7 +25,7 @@ def new_id(prefix: str, *, at: datetime | None = None) -> str:
     instant = at or datetime.now(UTC)
     millis = int(instant.timestamp() * 1000) & ((1 << 48) - 1)
     value = (millis << 80) | secrets.randbits(80)
-    return f"{prefix}_{_base32(value)}"
+    return f"{prefix}_{_base32(value, 26)}"
 
 
 def is_id(value: str, prefix: str) -> bool:
@@ -35,8 +33,9 @@ def is_id(value: str, prefix: str) -> bool:
     return head == prefix and len(body) == 26 and all(char in CROCKFORD for char in body)
 
 
-def _base32(value: int) -> str:
-    """The 128-bit value as 26 Crockford base32 digits, most significant first: RFC 4648 base32 of the
-    value shifted to the top of 17 bytes, its first 26 symbols (130 bits: two zero bits, the value)
-    translated to Crockford's alphabet. One C call instead of a Python loop of 26 steps."""
-    return base64.b32encode((value << 6).to_bytes(17, "big"))[:26].translate(_TO_CROCKFORD).decode("ascii")
+def _base32(value: int, width: int) -> str:
+    chars = []
+    for _ in range(width):
+        value, digit = divmod(value, 32)
+        chars.append(CROCKFORD[digit])
+    return "".join(reversed(chars))

@@ -39,12 +39,11 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from sqlalchemy import Table, bindparam, insert, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
+from huimin.bulk import AnyOf, BulkInsert
 from huimin.campaigns.domain import Batch
 from huimin.campaigns.models import BatchRow
 from huimin.claims.domain import VoucherStatus, normalise_code
@@ -86,42 +85,56 @@ _BUSY_KEYS = text(
     "SELECT name FROM unnest(CAST(:names AS text[])) AS name "
     "WHERE NOT pg_try_advisory_xact_lock(hashtextextended(name, 0))"
 )
-_STORED = select(
-    _KEYS.c.partner_id,
-    _KEYS.c.key,
-    _KEYS.c.request_digest,
-    _KEYS.c.state,
-    _KEYS.c.status_code,
-    _KEYS.c.response,
-).where(tuple_(_KEYS.c.partner_id, _KEYS.c.key).in_(bindparam("pairs", expanding=True)))
-_ORDERS_HELD = select(_REDEMPTIONS.c.merchant_id, _REDEMPTIONS.c.order_ref).where(
-    tuple_(_REDEMPTIONS.c.merchant_id, _REDEMPTIONS.c.order_ref).in_(bindparam("pairs", expanding=True)),
-    _REDEMPTIONS.c.status.in_(_HOLDING),
+
+# The sets of a pass, bound so that a statement's text is the same whatever their size (huimin.bulk).
+_KEYS_OF = AnyOf("keys", _KEYS.c.partner_id, _KEYS.c.key)
+_ORDERS_OF = AnyOf("orders", _REDEMPTIONS.c.merchant_id, _REDEMPTIONS.c.order_ref)
+_CODES = AnyOf("codes", _VOUCHERS.c.code)
+_BATCH_IDS = AnyOf("batches", cast(Table, BatchRow.__table__).c.id)
+_MERCHANT_IDS = AnyOf("merchants", cast(Table, MerchantRow.__table__).c.id)
+_TERMINALS = cast(Table, MerchantTerminalRow.__table__)
+_TERMINAL_IDS = AnyOf("terminals", _TERMINALS.c.terminal_id)
+_CAMPAIGN_IDS = AnyOf("campaigns", _TERMINALS.c.campaign_id)
+_VOUCHER_IDS = AnyOf("vouchers", _VOUCHERS.c.id)
+_DAYS_OF = AnyOf("days", _COUNTERS.c.merchant_id, _COUNTERS.c.batch_id, _COUNTERS.c.day)
+
+_REDEMPTION_COLUMNS = (
+    "id",
+    "campaign_id",
+    "voucher_id",
+    "batch_id",
+    "person_id",
+    "merchant_id",
+    "terminal_id",
+    "partner_id",
+    "jurisdiction",
+    "category",
+    "status",
+    "order_fen",
+    "merchant_discount_fen",
+    "voucher_value_fen",
+    "subsidy_fen",
+    "refunded_fen",
+    "subsidy_returned_fen",
+    "order_ref",
+    "redeemed_at",
+    "business_day",
+    "idempotency_key",
 )
-_TAKE = (
-    update(_VOUCHERS)
-    .where(
-        _VOUCHERS.c.id.in_(bindparam("ids", expanding=True)),
-        _VOUCHERS.c.status == VoucherStatus.CLAIMED.value,
-        _VOUCHERS.c.valid_until > bindparam("now"),
-    )
-    .values(status=VoucherStatus.REDEEMED.value)
-    .returning(_VOUCHERS.c.id)
+_INSERT_REDEMPTIONS = BulkInsert(_REDEMPTIONS, _REDEMPTION_COLUMNS)
+_INSERT_VOUCHER_EVENTS = BulkInsert(_VOUCHER_EVENTS, ("voucher_id", "kind", "value_fen", "at"))
+_INSERT_EVENTS = BulkInsert(
+    _EVENTS,
+    ("kind", "campaign_id", "redemption_id", "merchant_id", "person_id", "amount_fen", "subsidy_fen", "at"),
+    returning=("id",),
 )
-_PUT_BACK = (
-    update(_VOUCHERS)
-    .where(_VOUCHERS.c.id.in_(bindparam("ids", expanding=True)))
-    .values(status=VoucherStatus.CLAIMED.value)
+_INSERT_KEYS = BulkInsert(
+    _KEYS,
+    ("partner_id", "key", "request_digest", "state", "status_code", "response", "created_at", "locked_at"),
 )
-_COUNTED = (
-    select(_COUNTERS.c.merchant_id, _COUNTERS.c.batch_id, _COUNTERS.c.day, _COUNTERS.c.redeemed)
-    .where(
-        tuple_(_COUNTERS.c.merchant_id, _COUNTERS.c.batch_id, _COUNTERS.c.day).in_(
-            bindparam("keys", expanding=True)
-        )
-    )
-    .order_by(_COUNTERS.c.merchant_id, _COUNTERS.c.batch_id, _COUNTERS.c.day)
-    .with_for_update()
+# a day's counters of zero, where there are none yet
+_OPEN_COUNTERS = BulkInsert(
+    _COUNTERS, ("merchant_id", "batch_id", "day", "redeemed"), conflict=("merchant_id", "batch_id", "day")
 )
 _COUNT = (
     update(_COUNTERS)
@@ -132,25 +145,70 @@ _COUNT = (
     )
     .values(redeemed=_COUNTERS.c.redeemed + bindparam("p_n"))
 )
-_INSERT_REDEMPTIONS = insert(_REDEMPTIONS)
-_INSERT_VOUCHER_EVENTS = insert(_VOUCHER_EVENTS)
-_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id)
-_INSERT_KEYS = insert(_KEYS)
-_OPEN_COUNTERS: dict[str, Any] = {}  # by dialect: a day's counters of zero, where there are none yet
 
 
-def _open_counters(dialect: str) -> Any:
-    if dialect not in _OPEN_COUNTERS:
-        upsert = postgres_insert if dialect == "postgresql" else sqlite_insert
-        _OPEN_COUNTERS[dialect] = (
-            upsert(_COUNTERS)
-            .values(
-                merchant_id=bindparam("p_merchant"), batch_id=bindparam("p_batch"), day=bindparam("p_day")
-            )
-            .values(redeemed=0)
-            .on_conflict_do_nothing(index_elements=["merchant_id", "batch_id", "day"])
+@dataclass(frozen=True)
+class _Statements:
+    """The pass's reads and conditional updates, for one dialect."""
+
+    stored: Any
+    orders_held: Any
+    vouchers: Any
+    batches: Any
+    merchants: Any
+    terminals: Any
+    take: Any
+    put_back: Any
+    counted: Any
+
+    @classmethod
+    def of(cls, dialect: str) -> _Statements:
+        found = _BY_DIALECT.get(dialect)
+        if found is None:
+            found = _BY_DIALECT[dialect] = cls._build(dialect)
+        return found
+
+    @classmethod
+    def _build(cls, d: str) -> _Statements:
+        return cls(
+            stored=select(
+                _KEYS.c.partner_id,
+                _KEYS.c.key,
+                _KEYS.c.request_digest,
+                _KEYS.c.state,
+                _KEYS.c.status_code,
+                _KEYS.c.response,
+            ).where(_KEYS_OF.clause(d)),
+            orders_held=select(_REDEMPTIONS.c.merchant_id, _REDEMPTIONS.c.order_ref).where(
+                _ORDERS_OF.clause(d), _REDEMPTIONS.c.status.in_(_HOLDING)
+            ),
+            vouchers=select(VoucherRow).where(_CODES.clause(d)),
+            batches=select(BatchRow).where(_BATCH_IDS.clause(d)),
+            merchants=select(MerchantRow).where(_MERCHANT_IDS.clause(d)),
+            terminals=select(MerchantTerminalRow).where(_TERMINAL_IDS.clause(d), _CAMPAIGN_IDS.clause(d)),
+            take=(
+                update(_VOUCHERS)
+                .where(
+                    _VOUCHER_IDS.clause(d),
+                    _VOUCHERS.c.status == VoucherStatus.CLAIMED.value,
+                    _VOUCHERS.c.valid_until > bindparam("now"),
+                )
+                .values(status=VoucherStatus.REDEEMED.value)
+                .returning(_VOUCHERS.c.id)
+            ),
+            put_back=update(_VOUCHERS)
+            .where(_VOUCHER_IDS.clause(d))
+            .values(status=VoucherStatus.CLAIMED.value),
+            counted=(
+                select(_COUNTERS.c.merchant_id, _COUNTERS.c.batch_id, _COUNTERS.c.redeemed)
+                .where(_DAYS_OF.clause(d))
+                .order_by(_COUNTERS.c.merchant_id, _COUNTERS.c.batch_id, _COUNTERS.c.day)
+                .with_for_update()
+            ),
         )
-    return _OPEN_COUNTERS[dialect]
+
+
+_BY_DIALECT: dict[str, _Statements] = {}
 
 
 @dataclass(eq=False)
@@ -352,8 +410,8 @@ async def _decide_pass(session: AsyncSession, items: list[_Item], now: datetime)
     spends = await _within_daily_caps(connection, dialect, spends, now, decided)
     await _write(session, connection, spends, now, decided)
     if decided.stored:
-        await connection.execute(
-            _INSERT_KEYS,
+        await _INSERT_KEYS.run(
+            connection,
             [
                 {
                     "partner_id": item.partner_id,
@@ -418,7 +476,8 @@ async def _unanswered(
     stored = {
         (row.partner_id, row.key): row
         for row in await connection.execute(
-            _STORED, {"pairs": [(item.partner_id, item.key) for item in items]}
+            _Statements.of(dialect).stored,
+            _KEYS_OF.params(dialect, [(item.partner_id, item.key) for item in items]),
         )
     }
     fresh = []
@@ -441,31 +500,35 @@ async def _checked(
     """Every refusal that needs no write, in the order of the one-at-a-time path."""
     if not items:
         return []
+    d = connection.dialect.name
+    statements = _Statements.of(d)
     vouchers = {
         voucher.code: voucher
         for voucher in await session.scalars(
-            select(VoucherRow).where(VoucherRow.code.in_({item.code for item in items}))
+            statements.vouchers, _CODES.params(d, {item.code for item in items})
         )
     }
+    campaign_ids = {voucher.campaign_id for voucher in vouchers.values()}
     batches = {
         row.id: row.terms()
         for row in await session.scalars(
-            select(BatchRow).where(BatchRow.id.in_({voucher.batch_id for voucher in vouchers.values()}))
+            statements.batches, _BATCH_IDS.params(d, {voucher.batch_id for voucher in vouchers.values()})
         )
     }
     merchants = {
         row.id: row
         for row in await session.scalars(
-            select(MerchantRow).where(MerchantRow.id.in_({item.request.merchant_id for item in items}))
+            statements.merchants, _MERCHANT_IDS.params(d, {item.request.merchant_id for item in items})
         )
     }
     terminals = {
         (row.campaign_id, row.terminal_id): row
         for row in await session.scalars(
-            select(MerchantTerminalRow).where(
-                MerchantTerminalRow.terminal_id.in_({_terminal(item) for item in items}),
-                MerchantTerminalRow.campaign_id.in_({voucher.campaign_id for voucher in vouchers.values()}),
-            )
+            statements.terminals,
+            {
+                **_TERMINAL_IDS.params(d, {_terminal(item) for item in items}),
+                **_CAMPAIGN_IDS.params(d, campaign_ids),
+            },
         )
     }
     spends = []
@@ -496,7 +559,7 @@ async def _checked(
     if ordered:
         held = {
             (row.merchant_id, row.order_ref)
-            for row in await connection.execute(_ORDERS_HELD, {"pairs": ordered})
+            for row in await connection.execute(statements.orders_held, _ORDERS_OF.params(d, ordered))
         }
         if held:
             kept = []
@@ -521,14 +584,18 @@ async def _take_vouchers(
     statement; a concurrent till's transaction waits on the row and finds it no longer claimed."""
     if not spends:
         return spends
+    d = connection.dialect.name
     taken = set(
         (
-            await connection.execute(_TAKE, {"ids": [spend.voucher.id for spend in spends], "now": now})
+            await connection.execute(
+                _Statements.of(d).take,
+                {**_VOUCHER_IDS.params(d, [spend.voucher.id for spend in spends]), "now": now},
+            )
         ).scalars()
     )
     missed = [spend for spend in spends if spend.voucher.id not in taken]
     if missed:  # spent (or revoked, expired) since the read: say which, as it is now
-        await session.execute(
+        await session.execute(  # rare: built as it comes
             select(VoucherRow)
             .where(VoucherRow.id.in_([spend.voucher.id for spend in missed]))
             .execution_options(populate_existing=True)
@@ -555,11 +622,16 @@ async def _within_daily_caps(
     if not groups:
         return spends
     keys = sorted(groups)
-    params = [{"p_merchant": merchant, "p_batch": batch, "p_day": day} for merchant, batch in keys]
-    await connection.execute(_open_counters(dialect), params)
+    statements = _Statements.of(dialect)
+    await _OPEN_COUNTERS.run(
+        connection,
+        [{"merchant_id": merchant, "batch_id": batch, "day": day, "redeemed": 0} for merchant, batch in keys],
+    )
     counted = {
         (row.merchant_id, row.batch_id): row.redeemed
-        for row in await connection.execute(_COUNTED, {"keys": [(m, b, day) for m, b in keys]})
+        for row in await connection.execute(
+            statements.counted, _DAYS_OF.params(dialect, [(m, b, day) for m, b in keys])
+        )
     }
     over: list[_Spend] = []
     counts = []
@@ -577,7 +649,9 @@ async def _within_daily_caps(
     if counts:
         await connection.execute(_COUNT, counts)
     if over:
-        await connection.execute(_PUT_BACK, {"ids": [spend.voucher.id for spend in over]})
+        await connection.execute(
+            statements.put_back, _VOUCHER_IDS.params(dialect, [spend.voucher.id for spend in over])
+        )
     refused = set(map(id, over))
     return [spend for spend in spends if id(spend) not in refused]
 
@@ -633,9 +707,9 @@ async def _write(
         ).model_dump(mode="json")
         decided.answers.append((spend.item, (201, answer)))
         decided.stored.append((spend.item, (201, answer)))
-    await connection.execute(_INSERT_REDEMPTIONS, rows)
-    await connection.execute(
-        _INSERT_VOUCHER_EVENTS,
+    await _INSERT_REDEMPTIONS.run(connection, rows)
+    await _INSERT_VOUCHER_EVENTS.run(
+        connection,
         [
             {
                 "voucher_id": row["voucher_id"],
@@ -648,8 +722,8 @@ async def _write(
     )
     decided.events = list(
         (
-            await connection.execute(
-                _INSERT_EVENTS,
+            await _INSERT_EVENTS.run(
+                connection,
                 [
                     {
                         "kind": "redeemed",

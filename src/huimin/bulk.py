@@ -1,0 +1,117 @@
+"""Statements over many rows whose SQL text does not depend on how many.
+
+SQLAlchemy renders an `IN` list or an executemany insert as one parameter per value or row, so each
+count is another SQL text: on PostgreSQL another statement to parse and plan and another entry in the
+connection's prepared-statement cache (hashing a text of thousands of parameters on every lookup).
+For the statements of the hot paths (the till's batched redemptions, nonces, ledger postings) these
+cost more than the rows themselves. On PostgreSQL they are written with one array parameter per column
+instead, `= ANY($1)`, `IN (SELECT unnest($1), unnest($2))` and `INSERT ... SELECT * FROM unnest(...)`,
+prepared once per connection whatever the count; on SQLite, which has no arrays and runs in-process,
+as the usual expanding IN and executemany.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import JSON, ColumnElement, Table, TextClause, any_, bindparam, func, select, text, tuple_
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.selectable import TextualSelect
+
+__all__ = ["AnyOf", "BulkInsert"]
+
+_POSTGRES = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+class AnyOf:
+    """`column IN (values)`, or `(a, b, ...) IN (tuples)`, bound as `name`."""
+
+    def __init__(self, name: str, *columns: ColumnElement[Any]) -> None:
+        self.name = name
+        self.columns = columns
+
+    def clause(self, dialect: str) -> ColumnElement[bool]:
+        if dialect != "postgresql":
+            target = self.columns[0] if len(self.columns) == 1 else tuple_(*self.columns)
+            return target.in_(bindparam(self.name, expanding=True))
+        arrays = [
+            bindparam(f"{self.name}_{index}", type_=ARRAY(column.type))
+            for index, column in enumerate(self.columns)
+        ]
+        if len(self.columns) == 1:
+            return self.columns[0] == any_(arrays[0])
+        return tuple_(*self.columns).in_(select(*(func.unnest(array) for array in arrays)))
+
+    def params(self, dialect: str, values: Iterable[Any]) -> dict[str, Any]:
+        """The parameters for `values` (single values, or tuples for several columns)."""
+        if dialect != "postgresql":
+            return {self.name: list(values)}
+        if len(self.columns) == 1:
+            return {f"{self.name}_0": list(values)}
+        rows = list(values)
+        return {f"{self.name}_{index}": [row[index] for row in rows] for index in range(len(self.columns))}
+
+
+class BulkInsert:
+    """Insert many rows (dicts with the same `columns`) in one statement; `conflict` names the unique
+    columns whose duplicates are skipped, `returning` the columns to return of the rows inserted."""
+
+    def __init__(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        conflict: Sequence[str] = (),
+        returning: Sequence[str] = (),
+    ) -> None:
+        self.table = table
+        self.columns = list(columns)
+        self._json = {name for name in self.columns if isinstance(table.c[name].type, JSON)}
+        self._postgres = self._postgres_statement(conflict, returning)
+        self._other = self._other_statement(conflict, returning)
+
+    def _postgres_statement(
+        self, conflict: Sequence[str], returning: Sequence[str]
+    ) -> TextClause | TextualSelect:
+        quote = _POSTGRES.identifier_preparer.quote
+        arrays = ", ".join(
+            f"CAST(:{name} AS {self.table.c[name].type.compile(dialect=_POSTGRES)}[])"
+            for name in self.columns
+        )
+        # Only names from the table's own definition go into the text (S608: no outside input)
+        names = ", ".join(quote(name) for name in self.columns)
+        sql = f"INSERT INTO {quote(self.table.name)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
+        if conflict:
+            sql += f" ON CONFLICT ({', '.join(quote(name) for name in conflict)}) DO NOTHING"
+        if returning:
+            sql += f" RETURNING {', '.join(quote(name) for name in returning)}"
+        statement = text(sql)
+        if returning:
+            return statement.columns(*(ColumnClause(name) for name in returning))
+        return statement
+
+    def _other_statement(self, conflict: Sequence[str], returning: Sequence[str]) -> Insert:
+        statement = sqlite_insert(self.table)
+        if conflict:
+            statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
+        if returning:
+            return statement.returning(*(self.table.c[name] for name in returning))
+        return statement
+
+    async def run(self, connection: AsyncConnection, rows: Sequence[dict[str, Any]]) -> Any:
+        """The statement's result (its RETURNING rows, in no promised order); None without rows."""
+        if not rows:
+            return None
+        if connection.dialect.name != "postgresql":
+            return await connection.execute(self._other, list(rows))
+        arrays: dict[str, list[Any]] = {name: [row[name] for row in rows] for name in self.columns}
+        for name in self._json:
+            arrays[name] = [None if value is None else json.dumps(value) for value in arrays[name]]
+        return await connection.execute(self._postgres, arrays)
