@@ -15,14 +15,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 from sqlalchemy import Table, delete, select
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.auth.domain import (
@@ -34,6 +32,7 @@ from huimin.auth.domain import (
     verify_signature,
 )
 from huimin.auth.models import PartnerNonceRow, PartnerRow
+from huimin.bulk import BulkInsert
 from huimin.db import unit_of_work
 from huimin.errors import HuiminError
 from huimin.kit.clock import Clock
@@ -58,7 +57,14 @@ __all__ = [
 # 600 s later. A minute more covers clocks of different workers that disagree a little.
 NONCE_MEMORY = timedelta(seconds=2 * CLOCK_SKEW_SECONDS + 60)
 log = logging.getLogger("huimin.auth")
-_NONCES = cast(Table, PartnerNonceRow.__table__)  # written with Core: nothing for a session to track
+_NONCES = cast(Table, PartnerNonceRow.__table__)
+# the nonces that are new, inserted; those already there skipped
+_BURN = BulkInsert(
+    _NONCES,
+    ("partner_id", "nonce", "seen_at"),
+    conflict=("partner_id", "nonce"),
+    returning=("partner_id", "nonce"),
+)  # written with Core: nothing for a session to track
 
 
 @dataclass(frozen=True)
@@ -180,7 +186,6 @@ class SqlNonces:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._pending: list[tuple[dict[str, object], asyncio.Future[bool]]] = []
-        self._insert: Any = None
 
     async def burn(self, partner_id: str, nonce: str, *, now: datetime) -> bool:
         loop = asyncio.get_running_loop()
@@ -198,8 +203,7 @@ class SqlNonces:
                 if secrets.randbelow(200) < len(rows):  # keep the table to about one window of traffic
                     oldest = min(cast(datetime, row["seen_at"]) for row in rows) - NONCE_MEMORY
                     await session.execute(delete(PartnerNonceRow).where(PartnerNonceRow.seen_at < oldest))
-                connection = await session.connection()
-                written = set(await connection.execute(self._statement(connection.dialect.name), rows))
+                written = set(await _BURN.run(await session.connection(), rows))
         except Exception as error:  # every request of the pass hears it (503 for a database failure)
             for _, future in pending:
                 if not future.done():
@@ -210,16 +214,6 @@ class SqlNonces:
             written.discard((row["partner_id"], row["nonce"]))  # a second time in the pass: a replay
             if not future.done():
                 future.set_result(fresh)
-
-    def _statement(self, dialect: str) -> Any:
-        if self._insert is None:
-            upsert = postgres_insert if dialect == "postgresql" else sqlite_insert
-            self._insert = (
-                upsert(_NONCES)
-                .on_conflict_do_nothing(index_elements=["partner_id", "nonce"])
-                .returning(_NONCES.c.partner_id, _NONCES.c.nonce)
-            )
-        return self._insert
 
 
 class RedisNonces:

@@ -9,9 +9,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from huimin.bulk import BulkInsert
 from huimin.campaigns.models import BatchFundingRow, FunderRow
 from huimin.kit.ids import new_id
 from huimin.ledger.domain import FundingSplit, Transaction
@@ -22,25 +22,18 @@ __all__ = ["LedgerRepository"]
 Key = tuple[str, str]  # (kind, reference)
 
 
-# Built once: a claim or a redemption posts one transaction of a batch whose split it reads, and building
-# these per call cost about as much CPU as running them.
-# One statement for one transaction row or many (an executemany: SQLAlchemy's insertmanyvalues sends
-# them in multi-row batches with RETURNING, from one cached compilation; a `.values([...])` of many rows
-# was compiled afresh per call and cost more than the rows' writing).
-_POSTGRES_TRANSACTIONS = (
-    postgres_insert(cast(Table, LedgerTransactionRow.__table__))
-    .values(
-        # (DML parameters may not be named after columns)
-        id=bindparam("in_id"),
-        campaign_id=bindparam("in_campaign"),
-        kind=bindparam("in_kind"),
-        reference=bindparam("in_reference"),
-        at=bindparam("in_at"),
-    )
-    .on_conflict_do_nothing(index_elements=["campaign_id", "kind", "reference"])
-    .returning(LedgerTransactionRow.kind, LedgerTransactionRow.reference)
+# Built once, with one SQL text whatever the number of rows (huimin.bulk): a claim or a redemption
+# posts one transaction, a batch of express claims or redemptions hundreds, and building, compiling or
+# preparing these per call cost more CPU than writing the rows.
+_TRANSACTIONS = BulkInsert(
+    cast(Table, LedgerTransactionRow.__table__),
+    ("id", "campaign_id", "kind", "reference", "at"),
+    conflict=("campaign_id", "kind", "reference"),
+    returning=("kind", "reference"),
 )
-_POSTINGS = insert(cast(Table, LedgerPostingRow.__table__))
+_POSTINGS = BulkInsert(
+    cast(Table, LedgerPostingRow.__table__), ("transaction_id", "campaign_id", "account", "amount_fen")
+)
 _FUNDING_SPLITS = (
     select(BatchFundingRow.batch_id, FunderRow.code, BatchFundingRow.share_bp)
     .join(FunderRow, FunderRow.id == BatchFundingRow.funder_id)
@@ -79,20 +72,7 @@ class LedgerRepository:
                 "at": at,
             }
         if self.dialect == "postgresql":
-            connection = await self.session.connection()
-            params = [
-                {
-                    "in_id": row["id"],
-                    "in_campaign": row["campaign_id"],
-                    "in_kind": row["kind"],
-                    "in_reference": row["reference"],
-                    "in_at": row["at"],
-                }
-                for row in rows.values()
-            ]
-            inserted = await connection.execute(
-                _POSTGRES_TRANSACTIONS, params if len(params) > 1 else params[0]
-            )
+            inserted = await _TRANSACTIONS.run(await self.session.connection(), list(rows.values()))
             new = {(kind, reference) for kind, reference in inserted}
             await self._insert_postings(
                 campaign_id, [(rows[key]["id"], by_key[key]) for key in rows if key in new]
@@ -127,8 +107,7 @@ class LedgerRepository:
         if postings:
             # Core executemany on the session's connection: the ORM's bulk-insert path added about half
             # a millisecond per call and nothing the ledger uses (postings are never loaded as objects here)
-            connection = await self.session.connection()
-            await connection.execute(_POSTINGS, postings)
+            await _POSTINGS.run(await self.session.connection(), postings)
 
     async def existing(self, campaign_id: str, keys: Sequence[Key]) -> dict[Key, str]:
         found: dict[Key, str] = {}
