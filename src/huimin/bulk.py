@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON, ColumnElement, Table, TextClause, any_, bindparam, func, select, text, tuple_
 from sqlalchemy.dialects import postgresql
@@ -23,7 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnClause
-from sqlalchemy.sql.selectable import TextualSelect
+from sqlalchemy.sql.selectable import Select, TextualSelect
 
 __all__ = ["AnyOf", "BulkInsert"]
 
@@ -48,6 +48,38 @@ class AnyOf:
         if len(self.columns) == 1:
             return self.columns[0] == any_(arrays[0])
         return tuple_(*self.columns).in_(select(*(func.unnest(array) for array in arrays)))
+
+    def rows(self, dialect: str, *, where: str = "", lock: bool = False) -> Select[Any] | TextualSelect:
+        """The rows of the columns' table that match, with every column (at most one row per value:
+        the columns must be a unique key, or a unique index under `where`).
+
+        On PostgreSQL a lateral lookup per value, so that each is one probe of the key's index: as a
+        plain `IN (SELECT unnest(...))`, a prepared statement's generic plan (which cannot know how
+        many values come) was seen hashing the whole table instead, a cost that grew with it. `where`
+        is a further SQL condition on the table's other columns, unqualified (our own constants only); `lock` locks the rows found,
+        in the order of the values."""
+        table = cast(Table, self.columns[0].table)
+        if dialect != "postgresql":
+            query = select(table).where(self.clause(dialect))
+            if where:
+                query = query.where(text(where))
+            return query.with_for_update() if lock else query
+        quote = _POSTGRES.identifier_preparer.quote
+        names = [quote(str(column.name)) for column in self.columns]
+        arrays = ", ".join(
+            f"CAST(:{self.name}_{index} AS {column.type.compile(dialect=_POSTGRES)}[])"
+            for index, column in enumerate(self.columns)
+        )
+        matches = " AND ".join(f"found.{name} = wanted.{name}" for name in names)
+        if where:
+            matches += f" AND {where}"
+        # Only names from the table's definition and the caller's constants go into the text.
+        found = f"SELECT * FROM {quote(table.name)} AS found WHERE {matches} LIMIT 1"  # noqa: S608
+        if lock:
+            found += " FOR UPDATE"
+        wanted = f"unnest({arrays}) AS wanted({', '.join(names)})"
+        sql = f"SELECT found.* FROM {wanted} CROSS JOIN LATERAL ({found}) AS found"  # noqa: S608
+        return text(sql).columns(*table.columns)
 
     def params(self, dialect: str, values: Iterable[Any]) -> dict[str, Any]:
         """The parameters for `values` (single values, or tuples for several columns)."""

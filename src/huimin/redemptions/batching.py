@@ -171,16 +171,9 @@ class _Statements:
     @classmethod
     def _build(cls, d: str) -> _Statements:
         return cls(
-            stored=select(
-                _KEYS.c.partner_id,
-                _KEYS.c.key,
-                _KEYS.c.request_digest,
-                _KEYS.c.state,
-                _KEYS.c.status_code,
-                _KEYS.c.response,
-            ).where(_KEYS_OF.clause(d)),
-            orders_held=select(_REDEMPTIONS.c.merchant_id, _REDEMPTIONS.c.order_ref).where(
-                _ORDERS_OF.clause(d), _REDEMPTIONS.c.status.in_(_HOLDING)
+            stored=_KEYS_OF.rows(d),
+            orders_held=_ORDERS_OF.rows(
+                d, where=f"status IN ({', '.join(repr(status) for status in _HOLDING)})"
             ),
             vouchers=select(VoucherRow).where(_CODES.clause(d)),
             batches=select(BatchRow).where(_BATCH_IDS.clause(d)),
@@ -199,12 +192,7 @@ class _Statements:
             put_back=update(_VOUCHERS)
             .where(_VOUCHER_IDS.clause(d))
             .values(status=VoucherStatus.CLAIMED.value),
-            counted=(
-                select(_COUNTERS.c.merchant_id, _COUNTERS.c.batch_id, _COUNTERS.c.redeemed)
-                .where(_DAYS_OF.clause(d))
-                .order_by(_COUNTERS.c.merchant_id, _COUNTERS.c.batch_id, _COUNTERS.c.day)
-                .with_for_update()
-            ),
+            counted=_DAYS_OF.rows(d, lock=True),
         )
 
 
