@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Protocol
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -42,6 +43,7 @@ __all__ = [
     "Redeemed",
     "RedemptionRequest",
     "Refunded",
+    "SpendableVoucher",
     "check_spend",
     "get_redemption",
     "quote",
@@ -118,9 +120,22 @@ async def _checked(repository: RedemptionRepository, request: RedemptionRequest,
     return _Checked(voucher, batch_row, batch, merchant, terminal, purchase)
 
 
+class SpendableVoucher(Protocol):
+    """What the till's checks read of a voucher: its row, or the batched path's copy of its columns."""
+
+    @property
+    def campaign_id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def valid_until(self) -> datetime: ...
+
+
 def check_spend(
     request: RedemptionRequest,
-    voucher: VoucherRow,
+    voucher: SpendableVoucher,
     batch: Batch,
     merchant: MerchantRow | None,
     terminal: MerchantTerminalRow | None,
@@ -240,7 +255,7 @@ async def redeem(
     return Redeemed(redemption, voucher, batch_row)
 
 
-def refuse_unless_spendable(voucher: VoucherRow, now: datetime) -> None:
+def refuse_unless_spendable(voucher: SpendableVoucher, now: datetime) -> None:
     match VoucherStatus(voucher.status):
         case VoucherStatus.CLAIMED:
             if voucher.valid_until <= now:
