@@ -171,6 +171,12 @@ class PartnerKeys:
         return key
 
 
+def _keep(tasks: set[asyncio.Future[None]], task: asyncio.Future[None]) -> None:
+    """Hold a running flush until it ends (the event loop keeps only weak references to tasks)."""
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
 class NonceStore(Protocol):
     async def burn(self, partner_id: str, nonce: str, *, now: datetime) -> bool:
         """Record the nonce; False when it was recorded before (a replay)."""
@@ -186,12 +192,13 @@ class SqlNonces:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._pending: list[tuple[dict[str, object], asyncio.Future[bool]]] = []
+        self._flushes: set[asyncio.Future[None]] = set()
 
     async def burn(self, partner_id: str, nonce: str, *, now: datetime) -> bool:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         if not self._pending:
-            loop.call_soon(lambda: asyncio.ensure_future(self._flush()))
+            loop.call_soon(lambda: _keep(self._flushes, asyncio.ensure_future(self._flush())))
         self._pending.append(({"partner_id": partner_id, "nonce": nonce, "seen_at": now}, future))
         return await future
 
@@ -232,12 +239,13 @@ class RedisNonces:
         self._redis = redis
         self._seconds = int(NONCE_MEMORY.total_seconds())
         self._pending: list[tuple[str, asyncio.Future[bool]]] = []
+        self._flushes: set[asyncio.Future[None]] = set()
 
     async def burn(self, partner_id: str, nonce: str, *, now: datetime) -> bool:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         if not self._pending:
-            loop.call_soon(lambda: asyncio.ensure_future(self._flush()))
+            loop.call_soon(lambda: _keep(self._flushes, asyncio.ensure_future(self._flush())))
         self._pending.append((f"huimin:nonce:{{{partner_id}}}:{nonce}", future))
         try:
             return await future

@@ -378,7 +378,12 @@ class TillBatcher:
             raise
 
     async def _alone(self, items: Sequence[_Item]) -> None:
-        await asyncio.gather(*(self._one(item) for item in items))
+        """One at a time, each in its own transaction; requests for the same voucher, key or order
+        after one another, as passes would decide them."""
+        waiting = list(items)
+        while waiting:
+            first, waiting = _one_per_voucher_key_and_order(waiting)
+            await asyncio.gather(*(self._one(item) for item in first))
 
     async def _one(self, item: _Item) -> None:
         written = risk_stream.WrittenEvents()
@@ -416,7 +421,7 @@ async def _decide_pass(session: AsyncSession, items: list[_Item], now: datetime)
     decided = _Pass()
     connection = await session.connection()
     dialect = connection.dialect.name
-    items = _one_per_voucher_key_and_order(items, decided)
+    items, decided.later = _one_per_voucher_key_and_order(items)
     items = await _unanswered(connection, dialect, items, decided)
     spends = await _checked(session, connection, items, now, decided)
     spends = await _take_vouchers(session, connection, spends, now, decided)
@@ -442,12 +447,13 @@ async def _decide_pass(session: AsyncSession, items: list[_Item], now: datetime)
     return decided
 
 
-def _one_per_voucher_key_and_order(items: list[_Item], decided: _Pass) -> list[_Item]:
-    """The first request of the pass for each voucher, key and order; the others wait for the next."""
+def _one_per_voucher_key_and_order(items: list[_Item]) -> tuple[list[_Item], list[_Item]]:
+    """The first request of the pass for each voucher, key and order, and the others, which wait for
+    the next."""
     keys: set[tuple[str, str]] = set()
     codes: set[str] = set()
     orders: set[tuple[str, str]] = set()
-    first = []
+    first, later = [], []
     for item in items:
         order = (item.request.merchant_id, item.request.order_ref) if item.request.order_ref else None
         if (
@@ -455,14 +461,14 @@ def _one_per_voucher_key_and_order(items: list[_Item], decided: _Pass) -> list[_
             or item.code in codes
             or (order is not None and order in orders)
         ):
-            decided.later.append(item)
+            later.append(item)
             continue
         keys.add((item.partner_id, item.key))
         codes.add(item.code)
         if order is not None:
             orders.add(order)
         first.append(item)
-    return first
+    return first, later
 
 
 async def _unanswered(
