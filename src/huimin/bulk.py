@@ -25,7 +25,7 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import Select, TextualSelect
 
-__all__ = ["AnyOf", "BulkInsert"]
+__all__ = ["AnyOf", "BulkInsert", "InsertAll"]
 
 _POSTGRES = postgresql.dialect()  # type: ignore[no-untyped-call]
 
@@ -105,16 +105,18 @@ class BulkInsert:
     ) -> None:
         self.table = table
         self.columns = list(columns)
+        self.returning = list(returning)
         self._json = {name for name in self.columns if isinstance(table.c[name].type, JSON)}
-        self._postgres = self._postgres_statement(conflict, returning)
+        self.sql = self._postgres_sql(conflict)
+        self._postgres = _textual(self.sql, self.returning)
         self._other = self._other_statement(conflict, returning)
 
-    def _postgres_statement(
-        self, conflict: Sequence[str], returning: Sequence[str]
-    ) -> TextClause | TextualSelect:
+    def _postgres_sql(self, conflict: Sequence[str]) -> str:
+        """The PostgreSQL text, its arrays bound as `<table>__<column>` (unique among the inserts of
+        one `InsertAll`)."""
         quote = _POSTGRES.identifier_preparer.quote
         arrays = ", ".join(
-            f"CAST(:{name} AS {self.table.c[name].type.compile(dialect=_POSTGRES)}[])"
+            f"CAST(:{self.table.name}__{name} AS {self.table.c[name].type.compile(dialect=_POSTGRES)}[])"
             for name in self.columns
         )
         # Only names from the table's own definition go into the text (S608: no outside input)
@@ -122,12 +124,19 @@ class BulkInsert:
         sql = f"INSERT INTO {quote(self.table.name)} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608
         if conflict:
             sql += f" ON CONFLICT ({', '.join(quote(name) for name in conflict)}) DO NOTHING"
-        if returning:
-            sql += f" RETURNING {', '.join(quote(name) for name in returning)}"
-        statement = text(sql)
-        if returning:
-            return statement.columns(*(ColumnClause(name) for name in returning))
-        return statement
+        if self.returning:
+            sql += f" RETURNING {', '.join(quote(name) for name in self.returning)}"
+        return sql
+
+    def arrays(self, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+        """The PostgreSQL statement's parameters for `rows`."""
+        arrays: dict[str, list[Any]] = {}
+        for name in self.columns:
+            values = [row[name] for row in rows]
+            if name in self._json:
+                values = [None if value is None else json.dumps(value) for value in values]
+            arrays[f"{self.table.name}__{name}"] = values
+        return arrays
 
     def _other_statement(self, conflict: Sequence[str], returning: Sequence[str]) -> Insert:
         statement = sqlite_insert(self.table)
@@ -143,7 +152,35 @@ class BulkInsert:
             return None
         if connection.dialect.name != "postgresql":
             return await connection.execute(self._other, list(rows))
-        arrays: dict[str, list[Any]] = {name: [row[name] for row in rows] for name in self.columns}
-        for name in self._json:
-            arrays[name] = [None if value is None else json.dumps(value) for value in arrays[name]]
-        return await connection.execute(self._postgres, arrays)
+        return await connection.execute(self._postgres, self.arrays(rows))
+
+
+class InsertAll:
+    """Several `BulkInsert`s in one round trip: on PostgreSQL one statement whose inserts but the last
+    are data-modifying CTEs (foreign keys between them are checked at its end, so a row may reference
+    one inserted beside it); elsewhere one after the other, in order. The result is the last one's."""
+
+    def __init__(self, *inserts: BulkInsert) -> None:
+        *first, last = inserts
+        self.inserts = inserts
+        ctes = ", ".join(f"written_{index} AS ({insert.sql})" for index, insert in enumerate(first))
+        self._postgres = _textual(f"WITH {ctes} {last.sql}", last.returning)
+
+    async def run(self, connection: AsyncConnection, rows: Sequence[Sequence[dict[str, Any]]]) -> Any:
+        """`rows[i]` for `inserts[i]`; every insert must have rows."""
+        if connection.dialect.name != "postgresql":
+            result = None
+            for insert, its_rows in zip(self.inserts, rows, strict=True):
+                result = await insert.run(connection, its_rows)
+            return result
+        params: dict[str, list[Any]] = {}
+        for insert, its_rows in zip(self.inserts, rows, strict=True):
+            params.update(insert.arrays(its_rows))
+        return await connection.execute(self._postgres, params)
+
+
+def _textual(sql: str, returning: Sequence[str]) -> TextClause | TextualSelect:
+    statement = text(sql)
+    if returning:
+        return statement.columns(*(ColumnClause(name) for name in returning))
+    return statement

@@ -43,7 +43,7 @@ from sqlalchemy import Table, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from huimin.bulk import AnyOf, BulkInsert
+from huimin.bulk import AnyOf, BulkInsert, InsertAll
 from huimin.campaigns.domain import Batch
 from huimin.campaigns.models import BatchRow
 from huimin.claims.domain import VoucherStatus, normalise_code
@@ -133,6 +133,8 @@ _INSERT_KEYS = BulkInsert(
     ("partner_id", "key", "request_digest", "state", "status_code", "response", "created_at", "locked_at"),
 )
 # a day's counters of zero, where there are none yet
+# the pass's rows in one round trip; the redemption events last, for their ids (published to risk)
+_WRITE_ALL = InsertAll(_INSERT_REDEMPTIONS, _INSERT_VOUCHER_EVENTS, _INSERT_KEYS, _INSERT_EVENTS)
 _OPEN_COUNTERS = BulkInsert(
     _COUNTERS, ("merchant_id", "batch_id", "day", "redeemed"), conflict=("merchant_id", "batch_id", "day")
 )
@@ -427,23 +429,6 @@ async def _decide_pass(session: AsyncSession, items: list[_Item], now: datetime)
     spends = await _take_vouchers(session, connection, spends, now, decided)
     spends = await _within_daily_caps(connection, dialect, spends, now, decided)
     await _write(session, connection, spends, now, decided)
-    if decided.stored:
-        await _INSERT_KEYS.run(
-            connection,
-            [
-                {
-                    "partner_id": item.partner_id,
-                    "key": item.key,
-                    "request_digest": item.digest,
-                    "state": "done",
-                    "status_code": status,
-                    "response": body,
-                    "created_at": now,
-                    "locked_at": now,
-                }
-                for item, (status, body) in decided.stored
-            ],
-        )
     return decided
 
 
@@ -684,9 +669,8 @@ async def _within_daily_caps(
 async def _write(
     session: AsyncSession, connection: AsyncConnection, spends: list[_Spend], now: datetime, decided: _Pass
 ) -> None:
-    """The redemptions, their events and ledger postings, and their answers."""
-    if not spends:
-        return
+    """The redemptions, their events and ledger postings, and every answer under its key: the ledger's
+    two statements, then one (on PostgreSQL) for the rest."""
     day = local_date(now)
     rows: list[dict[str, Any]] = []
     for spend in spends:
@@ -732,39 +716,6 @@ async def _write(
         ).model_dump(mode="json")
         decided.answers.append((spend.item, (201, answer)))
         decided.stored.append((spend.item, (201, answer)))
-    await _INSERT_REDEMPTIONS.run(connection, rows)
-    await _INSERT_VOUCHER_EVENTS.run(
-        connection,
-        [
-            {
-                "voucher_id": row["voucher_id"],
-                "kind": "redeemed",
-                "value_fen": row["voucher_value_fen"],
-                "at": now,
-            }
-            for row in rows
-        ],
-    )
-    decided.events = list(
-        (
-            await _INSERT_EVENTS.run(
-                connection,
-                [
-                    {
-                        "kind": "redeemed",
-                        "campaign_id": row["campaign_id"],
-                        "redemption_id": row["id"],
-                        "merchant_id": row["merchant_id"],
-                        "person_id": row["person_id"],
-                        "amount_fen": row["order_fen"] - row["merchant_discount_fen"],
-                        "subsidy_fen": row["subsidy_fen"],
-                        "at": now,
-                    }
-                    for row in rows
-                ],
-            )
-        ).scalars()
-    )
     splits = await ledger_service.funding_splits(session, batch_ids=[row["batch_id"] for row in rows])
     by_campaign: dict[str, list[ledger.Transaction]] = defaultdict(list)
     for row, spend in zip(rows, spends, strict=True):
@@ -780,3 +731,43 @@ async def _write(
         )
     for campaign_id, transactions in sorted(by_campaign.items()):
         await ledger_service.post_many(session, campaign_id=campaign_id, transactions=transactions, at=now)
+    keys = [
+        {
+            "partner_id": item.partner_id,
+            "key": item.key,
+            "request_digest": item.digest,
+            "state": "done",
+            "status_code": status,
+            "response": answer,
+            "created_at": now,
+            "locked_at": now,
+        }
+        for item, (status, answer) in decided.stored
+    ]
+    if not rows:
+        await _INSERT_KEYS.run(connection, keys)
+        return
+    voucher_events = [
+        {
+            "voucher_id": row["voucher_id"],
+            "kind": "redeemed",
+            "value_fen": row["voucher_value_fen"],
+            "at": now,
+        }
+        for row in rows
+    ]
+    events = [
+        {
+            "kind": "redeemed",
+            "campaign_id": row["campaign_id"],
+            "redemption_id": row["id"],
+            "merchant_id": row["merchant_id"],
+            "person_id": row["person_id"],
+            "amount_fen": row["order_fen"] - row["merchant_discount_fen"],
+            "subsidy_fen": row["subsidy_fen"],
+            "at": now,
+        }
+        for row in rows
+    ]
+    written = await _WRITE_ALL.run(connection, [rows, voucher_events, keys, events])
+    decided.events = list(written.scalars())
