@@ -40,6 +40,7 @@ from typing import Any, ClassVar, cast
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
@@ -91,7 +92,8 @@ _KEYS_OF = AnyOf("keys", _KEYS.c.partner_id, _KEYS.c.key)
 _ORDERS_OF = AnyOf("orders", _REDEMPTIONS.c.merchant_id, _REDEMPTIONS.c.order_ref)
 _CODES = AnyOf("codes", _VOUCHERS.c.code)
 _BATCH_IDS = AnyOf("batches", cast(Table, BatchRow.__table__).c.id)
-_MERCHANT_IDS = AnyOf("merchants", cast(Table, MerchantRow.__table__).c.id)
+_MERCHANTS = cast(Table, MerchantRow.__table__)
+_MERCHANT_IDS = AnyOf("merchants", _MERCHANTS.c.id)
 _TERMINALS = cast(Table, MerchantTerminalRow.__table__)
 _TERMINAL_IDS = AnyOf("terminals", _TERMINALS.c.terminal_id)
 _CAMPAIGN_IDS = AnyOf("campaigns", _TERMINALS.c.campaign_id)
@@ -179,8 +181,12 @@ class _Statements:
             ),
             vouchers=select(*(_VOUCHERS.c[name] for name in _Voucher.COLUMNS)).where(_CODES.clause(d)),
             batches=select(BatchRow).where(_BATCH_IDS.clause(d)),
-            merchants=select(MerchantRow).where(_MERCHANT_IDS.clause(d)),
-            terminals=select(MerchantTerminalRow).where(_TERMINAL_IDS.clause(d), _CAMPAIGN_IDS.clause(d)),
+            merchants=select(*(_MERCHANTS.c[name] for name in _Merchant.COLUMNS)).where(
+                _MERCHANT_IDS.clause(d)
+            ),
+            terminals=select(
+                _TERMINALS.c.campaign_id, _TERMINALS.c.terminal_id, _TERMINALS.c.merchant_id
+            ).where(_TERMINAL_IDS.clause(d), _CAMPAIGN_IDS.clause(d)),
             take=(
                 update(_VOUCHERS)
                 .where(
@@ -246,6 +252,27 @@ class _Voucher:
     valid_until: datetime
 
 
+@dataclass(frozen=True)
+class _Merchant:
+    """The columns of a merchant the pass reads."""
+
+    COLUMNS: ClassVar[tuple[str, ...]] = (
+        "id",
+        "campaign_id",
+        "status",
+        "category",
+        "jurisdiction",
+        "merchant_class",
+    )
+
+    id: str
+    campaign_id: str
+    status: str
+    category: str
+    jurisdiction: str
+    merchant_class: str
+
+
 @dataclass(eq=False)
 class _Spend:
     """A redemption that passed every check that needs no write."""
@@ -253,8 +280,8 @@ class _Spend:
     item: _Item
     voucher: _Voucher
     batch: Batch
-    merchant: MerchantRow
-    terminal: MerchantTerminalRow
+    merchant: _Merchant
+    terminal: Row[Any]  # campaign_id, terminal_id, merchant_id
     purchase: Purchase
 
 
@@ -513,21 +540,16 @@ async def _checked(
         )
     }
     campaign_ids = {voucher.campaign_id for voucher in vouchers.values()}
-    batches = {
-        row.id: row.terms()
-        for row in await session.scalars(
-            statements.batches, _BATCH_IDS.params(d, {voucher.batch_id for voucher in vouchers.values()})
-        )
-    }
+    batches = await _terms(session, statements, d, {voucher.batch_id for voucher in vouchers.values()})
     merchants = {
-        row.id: row
-        for row in await session.scalars(
+        row.id: _Merchant(*row)
+        for row in await connection.execute(
             statements.merchants, _MERCHANT_IDS.params(d, {item.request.merchant_id for item in items})
         )
     }
     terminals = {
         (row.campaign_id, row.terminal_id): row
-        for row in await session.scalars(
+        for row in await connection.execute(
             statements.terminals,
             {
                 **_TERMINAL_IDS.params(d, {_terminal(item) for item in items}),
@@ -575,6 +597,24 @@ async def _checked(
                     kept.append(spend)
             spends = kept
     return spends
+
+
+# A batch's terms are written with it when its campaign is loaded and never change (like its funding
+# split, which the ledger keeps per process for the same reason); ids are random and never reused.
+_TERMS: dict[str, Batch] = {}
+_TERMS_KEPT = 10_000
+
+
+async def _terms(
+    session: AsyncSession, statements: _Statements, d: str, batch_ids: set[str]
+) -> dict[str, Batch]:
+    missing = batch_ids - _TERMS.keys()
+    if missing:
+        if len(_TERMS) + len(missing) > _TERMS_KEPT:
+            _TERMS.clear()
+        for row in await session.scalars(statements.batches, _BATCH_IDS.params(d, missing)):
+            _TERMS[row.id] = row.terms()
+    return {batch_id: _TERMS[batch_id] for batch_id in batch_ids if batch_id in _TERMS}
 
 
 def _terminal(item: _Item) -> str:

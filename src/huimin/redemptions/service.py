@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +44,8 @@ __all__ = [
     "RedemptionRequest",
     "Refunded",
     "SpendableVoucher",
+    "TillMerchant",
+    "TillTerminal",
     "check_spend",
     "get_redemption",
     "quote",
@@ -133,14 +135,47 @@ class SpendableVoucher(Protocol):
     def valid_until(self) -> datetime: ...
 
 
+class TillMerchant(Protocol):
+    """What the till's checks read of a merchant."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def campaign_id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def category(self) -> str: ...
+
+    @property
+    def jurisdiction(self) -> str: ...
+
+    @property
+    def merchant_class(self) -> str: ...
+
+
+class TillTerminal(Protocol):
+    """What the till's checks read of a terminal."""
+
+    @property
+    def merchant_id(self) -> str: ...
+
+
+M = TypeVar("M", bound=TillMerchant)
+T = TypeVar("T", bound=TillTerminal)
+
+
 def check_spend(
     request: RedemptionRequest,
     voucher: SpendableVoucher,
     batch: Batch,
-    merchant: MerchantRow | None,
-    terminal: MerchantTerminalRow | None,
+    merchant: M | None,
+    terminal: T | None,
     now: datetime,
-) -> tuple[Purchase, MerchantRow, MerchantTerminalRow]:
+) -> tuple[Purchase, M, T]:
     """The refusals of a redemption that its voucher, batch terms, merchant and terminal decide, and the
     purchase's arithmetic, with the merchant and terminal now known to exist. The caller has looked
     them up (the terminal of the till's number in the voucher's campaign) and checks what needs other
