@@ -682,6 +682,7 @@ async def test_passes_decided_at_once_agree_on_vouchers_caps_and_orders(
     """More requests than a pass takes: the rest wait for the next passes, which on PostgreSQL run two at
     a time, in parallel transactions that meet on the voucher rows, the day counters and the orders."""
     monkeypatch.setattr(batching, "MAX_BATCH", 3)
+    monkeypatch.setattr(batching, "_ANOTHER_PASS_AT", 1)  # a second pass beside the first at once
     general = [await till.voucher() for _ in range(6)]
     shared = await till.voucher("gross")
     orders = [await till.voucher() for _ in range(2)]
@@ -936,6 +937,7 @@ async def test_an_order_taken_by_another_pass_meanwhile_sends_the_pass_one_at_a_
         return await real(*args)
 
     monkeypatch.setattr(batching, "_take_vouchers", race)
+    monkeypatch.setattr(batching, "_ANOTHER_PASS_AT", 1)  # the rival's pass runs beside ours
     passes.clear()
     with caplog.at_level(logging.INFO, logger="huimin.redemptions.batching"):
         responses = await gather_redeem(till, requests)

@@ -71,6 +71,9 @@ __all__ = ["MAX_BATCH", "TillBatcher"]
 log = logging.getLogger("huimin.redemptions.batching")
 
 MAX_BATCH = 200  # redemptions decided in one transaction at most; the rest wait for the next pass
+# A pass costs about as much again as a dozen redemptions (its statements, its commit): while one runs,
+# another starts only once this many wait; fewer wait for the running one to end.
+_ANOTHER_PASS_AT = 12
 
 _VOUCHERS = cast(Table, VoucherRow.__table__)
 _VOUCHER_EVENTS = cast(Table, VoucherEventRow.__table__)
@@ -343,6 +346,8 @@ class TillBatcher:
     def _run_passes(self) -> None:
         self._scheduled = False
         while self._pending and self._running < self._passes:
+            if self._running and len(self._pending) < _ANOTHER_PASS_AT:
+                break  # the running pass's end starts the next: fewer, fuller passes cost less
             items, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             self._running += 1
             self._start(self._pass(items))
