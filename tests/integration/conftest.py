@@ -7,9 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from huimin.config import Settings
+from huimin.kit.clock import ManualClock
 from huimin.simulation.run import run_demo
+from tests.integration.till import Till, open_till
 
 # The small demo: enough for every kind of record (refusals, lottery wins, big-ticket invoices, refunds,
 # late tries, every planted fraud pattern once, settlement, the close). The walk costs about one claim and
@@ -41,3 +46,15 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> SmallDemo:
         )
     )
     return SmallDemo(out, summary)
+
+
+@pytest.fixture
+async def till(
+    client: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    clock: ManualClock,
+) -> Till:
+    """The till's campaign, merchants and signed clients (`tests.integration.till`); modules that need
+    it funded or with more rounds define their own."""
+    return await open_till(client, sessions, settings, clock)

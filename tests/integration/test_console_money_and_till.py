@@ -8,16 +8,13 @@ import io
 import re
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from openpyxl import load_workbook
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.auth.principals import Principal, Role
 from huimin.config import Settings
 from huimin.db import unit_of_work
-from huimin.kit.clock import ManualClock
 from huimin.kit.money import Fen
 from huimin.kit.terms import Jurisdiction
 from huimin.ledger import service as ledger
@@ -25,19 +22,9 @@ from huimin.ledger.models import DepositRow
 from huimin.redemptions.models import RedemptionRow
 from tests.console_helpers import make_user
 from tests.integration.test_console_pages import Browser, assert_page_is_clean, signed_in
-from tests.integration.till import Till, open_till
+from tests.integration.till import Till
 
 CAR_PRICE = 12_000_000  # ¥120,000: the ¥100,000+ band, worth ¥5,000
-
-
-@pytest.fixture
-async def till(
-    client: httpx.AsyncClient,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    clock: ManualClock,
-) -> Till:
-    return await open_till(client, sessions, settings, clock)
 
 
 async def _user(

@@ -28,7 +28,7 @@ from huimin.risk.models import RiskAlertRow
 from huimin.risk.repository import RiskRepository
 from huimin.risk.service import MerchantLinks
 from tests.integration.merchant_helpers import SEALER
-from tests.integration.till import Till, open_till
+from tests.integration.till import Till
 from tests.support import SignedClient, resident_body
 
 YANJIANG_IP = "222.209.80.5"  # the city's own network: every request of the `client` fixture
@@ -57,16 +57,6 @@ def _http(app: FastAPI, address: str) -> httpx.AsyncClient:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with _http(app, YANJIANG_IP) as http:
         yield http
-
-
-@pytest.fixture
-async def till(
-    client: httpx.AsyncClient,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    clock: ManualClock,
-) -> Till:
-    return await open_till(client, sessions, settings, clock)
 
 
 async def resident(till: Till, serial: int) -> str:

@@ -54,16 +54,6 @@ UNREACHABLE = "postgresql+asyncpg://postgres@127.0.0.1:9/huimin"
 
 
 @pytest.fixture
-async def till(
-    client: httpx.AsyncClient,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    clock: ManualClock,
-) -> Till:
-    return await open_till(client, sessions, settings, clock)
-
-
-@pytest.fixture
 def passes(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """The Idempotency-Keys of the requests each batched pass was given, in order of the passes."""
     seen: list[list[str]] = []

@@ -6,27 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-import httpx
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.claims.models import VoucherRow
-from huimin.config import Settings
 from huimin.db import unit_of_work
-from huimin.kit.clock import ManualClock
 from huimin.redemptions.models import RedemptionEventRow, RedemptionRow
-from tests.integration.till import Till, open_till
-
-
-@pytest.fixture
-async def till(
-    client: httpx.AsyncClient,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    clock: ManualClock,
-) -> Till:
-    return await open_till(client, sessions, settings, clock)
+from tests.integration.till import Till
 
 
 async def count(sessions: async_sessionmaker[AsyncSession], model: type, *where: object) -> int:

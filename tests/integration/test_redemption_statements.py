@@ -6,31 +6,17 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import httpx
-import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from huimin.claims.domain import VoucherStatus, normalise_code
 from huimin.claims.models import VoucherRow
-from huimin.config import Settings
 from huimin.db import unit_of_work
-from huimin.kit.clock import ManualClock
 from huimin.redemptions.models import RedemptionRow
 from huimin.redemptions.repository import RedemptionRepository
-from tests.integration.till import Till, open_till
+from tests.integration.till import Till
 
 HOLDING = ["clawed_back", "confirmed", "pending_verification", "settled"]
-
-
-@pytest.fixture
-async def till(
-    client: httpx.AsyncClient,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    clock: ManualClock,
-) -> Till:
-    return await open_till(client, sessions, settings, clock)
 
 
 async def test_the_spend_context_finds_the_voucher_the_merchant_and_the_terminal(

@@ -25,7 +25,7 @@ from huimin.redemptions.models import RedemptionEventRow, RedemptionRow
 from tests.integration.merchant_helpers import CITY, reviewer
 from tests.integration.staff import accept_test_principals, as_
 from tests.integration.test_claims_api import new_partner
-from tests.integration.till import Till, open_till
+from tests.integration.till import Till
 from tests.support import SignedClient
 
 
@@ -35,16 +35,6 @@ async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[FastAPI]:
     accept_test_principals(application)
     async with application.router.lifespan_context(application):
         yield application
-
-
-@pytest.fixture
-async def till(
-    client: httpx.AsyncClient,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-    clock: ManualClock,
-) -> Till:
-    return await open_till(client, sessions, settings, clock)
 
 
 def car_invoice(number: int, amount_fen: int) -> dict[str, object]:
