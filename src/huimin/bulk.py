@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import Select, TextualSelect
+from sqlalchemy.types import TypeDecorator
 
 __all__ = ["AnyOf", "BulkInsert", "InsertAll"]
 
@@ -62,7 +63,7 @@ class AnyOf:
         if dialect != "postgresql":
             query = select(table).where(self.clause(dialect))
             if where:
-                query = query.where(text(where))
+                query = query.where(text(f"({where})"))
             return query.with_for_update() if lock else query
         quote = _POSTGRES.identifier_preparer.quote
         names = [quote(str(column.name)) for column in self.columns]
@@ -72,7 +73,7 @@ class AnyOf:
         )
         matches = " AND ".join(f"found.{name} = wanted.{name}" for name in names)
         if where:
-            matches += f" AND {where}"
+            matches += f" AND ({where})"
         # Only names from the table's definition and the caller's constants go into the text.
         found = f"SELECT * FROM {quote(table.name)} AS found WHERE {matches} LIMIT 1"  # noqa: S608
         if lock:
@@ -82,12 +83,12 @@ class AnyOf:
         return text(sql).columns(*table.columns)
 
     def params(self, dialect: str, values: Iterable[Any]) -> dict[str, Any]:
-        """The parameters for `values` (single values, or tuples for several columns)."""
+        """The parameters for `values` (single values, or tuples for several columns; each once)."""
+        rows = list(dict.fromkeys(values))
         if dialect != "postgresql":
-            return {self.name: list(values)}
+            return {self.name: rows}
         if len(self.columns) == 1:
-            return {f"{self.name}_0": list(values)}
-        rows = list(values)
+            return {f"{self.name}_0": rows}
         return {f"{self.name}_{index}": [row[index] for row in rows] for index in range(len(self.columns))}
 
 
@@ -107,6 +108,7 @@ class BulkInsert:
         self.columns = list(columns)
         self.returning = list(returning)
         self._json = {name for name in self.columns if isinstance(table.c[name].type, JSON)}
+        self._decorated = {name for name in self.columns if isinstance(table.c[name].type, TypeDecorator)}
         self.sql = self._postgres_sql(conflict)
         self._postgres = _textual(self.sql, self.returning)
         self._other = self._other_statement(conflict, returning)
@@ -129,12 +131,16 @@ class BulkInsert:
         return sql
 
     def arrays(self, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
-        """The PostgreSQL statement's parameters for `rows`."""
+        """The PostgreSQL statement's parameters for `rows`: each column's values as its type binds them
+        (a UTC instant refuses a naive datetime; JSON, `None` included, serialised as the ORM would)."""
         arrays: dict[str, list[Any]] = {}
         for name in self.columns:
             values = [row[name] for row in rows]
             if name in self._json:
-                values = [None if value is None else json.dumps(value) for value in values]
+                values = [json.dumps(value) for value in values]
+            elif name in self._decorated:
+                bind = self.table.c[name].type.process_bind_param  # type: ignore[attr-defined]
+                values = [bind(value, _POSTGRES) for value in values]
             arrays[f"{self.table.name}__{name}"] = values
         return arrays
 
@@ -161,10 +167,13 @@ class InsertAll:
     one inserted beside it); elsewhere one after the other, in order. The result is the last one's."""
 
     def __init__(self, *inserts: BulkInsert) -> None:
+        tables = [insert.table.name for insert in inserts]
+        if len(set(tables)) != len(tables):  # their parameters are named after the table
+            raise ValueError(f"one insert per table in an InsertAll, got {tables}")
         *first, last = inserts
         self.inserts = inserts
         ctes = ", ".join(f"written_{index} AS ({insert.sql})" for index, insert in enumerate(first))
-        self._postgres = _textual(f"WITH {ctes} {last.sql}", last.returning)
+        self._postgres = _textual(f"WITH {ctes} {last.sql}" if first else last.sql, last.returning)
 
     async def run(self, connection: AsyncConnection, rows: Sequence[Sequence[dict[str, Any]]]) -> Any:
         """`rows[i]` for `inserts[i]`; every insert must have rows."""
