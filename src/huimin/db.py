@@ -15,12 +15,20 @@ from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "FenColumn", "UtcDateTime", "create_engine", "create_sessionmaker", "unit_of_work"]
+__all__ = [
+    "Base",
+    "FenColumn",
+    "UtcDateTime",
+    "create_engine",
+    "create_sessionmaker",
+    "database_unreachable",
+    "unit_of_work",
+]
 
 # Stable constraint names, so that migrations can name what they alter on both databases.
 NAMING_CONVENTION = {
@@ -114,3 +122,12 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
     """One transaction: commit if the block finishes, roll back if it raises."""
     async with sessions() as session, session.begin():
         yield session
+
+
+def database_unreachable(error: BaseException) -> bool:
+    """The database refused or dropped the connection (restarting, out of reach): the transaction never
+    committed, so a retry may succeed."""
+    return isinstance(error, ConnectionError) or (
+        isinstance(error, DBAPIError)
+        and (error.connection_invalidated or isinstance(error.orig, ConnectionError))
+    )

@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.types import Scope
 
+from huimin.db import database_unreachable
 from huimin.observability.context import request_id_of, set_error_code
 
 __all__ = ["failure_answer"]
@@ -27,10 +27,7 @@ def failure_answer(scope: Scope, error: Exception) -> Answer:
         # (an idempotent request's key was released, so the retry is safe), instead of a bare 500.
         log.warning("database connection pool exhausted")
         return 503, {"code": "busy", "message": "the server is busy: retry shortly"}, {"Retry-After": "1"}
-    if isinstance(error, ConnectionError) or (
-        isinstance(error, DBAPIError)
-        and (error.connection_invalidated or isinstance(error.orig, ConnectionError))
-    ):
+    if database_unreachable(error):
         set_error_code(scope, "database_unavailable")
         # PostgreSQL restarting or out of reach: nothing was written (the transaction never committed), so
         # the client may retry; an idempotent request's retry gets one effect (docs/operations.md).

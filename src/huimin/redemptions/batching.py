@@ -49,7 +49,7 @@ from huimin.campaigns.domain import Batch
 from huimin.campaigns.models import BatchRow
 from huimin.claims.domain import VoucherStatus, normalise_code
 from huimin.claims.models import VoucherEventRow, VoucherRow
-from huimin.db import unit_of_work
+from huimin.db import database_unreachable, unit_of_work
 from huimin.errors import HuiminError
 from huimin.idempotency.models import IdempotencyKeyRow
 from huimin.idempotency.service import Answer, in_progress, mismatch, run_once
@@ -400,7 +400,7 @@ class TillBatcher:
             async with unit_of_work(self._sessions) as session:
                 return await _decide_pass(session, items, self._clock.now())
         except DBAPIError as error:
-            if error.connection_invalidated or isinstance(error.orig, ConnectionError):
+            if database_unreachable(error):
                 for item in items:
                     item.fail(error)
                 raise
