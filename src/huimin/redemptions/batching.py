@@ -458,7 +458,7 @@ async def _decide_pass(session: AsyncSession, items: list[_Item], now: datetime)
     items, decided.later = _one_per_voucher_key_and_order(items)
     items = await _unanswered(connection, dialect, items, decided)
     spends = await _checked(session, connection, items, now, decided)
-    spends = await _take_vouchers(session, connection, spends, now, decided)
+    spends = await _take_vouchers(connection, spends, now, decided)
     spends = await _within_daily_caps(connection, dialect, spends, now, decided)
     await _write(session, connection, spends, now, decided)
     return decided
@@ -627,7 +627,7 @@ def _terminal(item: _Item) -> str:
 
 
 async def _take_vouchers(
-    session: AsyncSession, connection: AsyncConnection, spends: list[_Spend], now: datetime, decided: _Pass
+    connection: AsyncConnection, spends: list[_Spend], now: datetime, decided: _Pass
 ) -> list[_Spend]:
     """claimed → redeemed for every voucher still claimed and valid: the database decides, in one
     statement; a concurrent till's transaction waits on the row and finds it no longer claimed."""
